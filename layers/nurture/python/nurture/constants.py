@@ -1,0 +1,62 @@
+"""Names shared by the CDK app, the Lambda handlers, the local stack and the tests.
+
+One place for resource names, environment keys and table key schemas, so that the deployed stack,
+`nurture local` and the tests cannot drift apart.
+"""
+
+from __future__ import annotations
+
+SERVICE_NAME = "nurture"
+METRICS_NAMESPACE = "Nurture"
+
+# --- DynamoDB -------------------------------------------------------------------------------
+# Events table: the source of truth. One item per accepted Segment message, keyed by the profile
+# that sent it (userId or anonymousId) and its messageId, so a retried message lands on the same
+# key and a conditional put stores it once. Its stream (NEW_IMAGE) feeds the scorer.
+EVENTS_TABLE = "nurture-events"
+EVENTS_PK = "pk"  # "u#<userId>" or "a#<anonymousId>"
+EVENTS_SK = "sk"  # "<messageId>"
+EVENTS_TTL_ATTRIBUTE = "expires_at"
+# Raw events are kept 400 days: past that, decay (90-day half-life) leaves them under 5% of
+# their weight, and the lead item keeps their compact signals.
+EVENTS_RETENTION_DAYS = 400
+
+# Leads table: the projection (lead state), identity links and send records.
+LEADS_TABLE = "nurture-leads"
+LEADS_PK = "pk"  # "LEAD#<lead_id>" | "PROFILE#<profile_id>"
+LEADS_SK = "sk"  # "STATE" | "LINK" | "SEND#<sequence>#<content_id>"
+LEADS_BY_EMAIL_INDEX = "by-email"  # partition key: "email" (lower-cased)
+LEADS_EMAIL_ATTRIBUTE = "email"
+LEADS_DUE_INDEX = "due"  # partition key "due_shard" (string), sort key "due_at" (ISO-8601 UTC)
+LEADS_DUE_SHARD_ATTRIBUTE = "due_shard"
+LEADS_DUE_AT_ATTRIBUTE = "due_at"
+DUE_SHARDS = 16
+
+# Powertools idempotency records (sender and ingest batches).
+IDEMPOTENCY_TABLE = "nurture-idempotency"
+
+# --- Other resources ------------------------------------------------------------------------
+EVENT_BUS = "nurture"
+SEND_QUEUE = "nurture-send"
+SEND_DLQ = "nurture-send-dlq"
+SCORER_DLQ = "nurture-scorer-dlq"
+ALERTS_TOPIC = "nurture-sales-alerts"
+CONTENT_PROGRAMME_KEY = "programme.yaml"
+CONTENT_EMAILS_PREFIX = "emails/"
+SES_CONFIGURATION_SET = "nurture"
+DISPATCH_SCHEDULE_MINUTES = 5
+STAGE_CHANGED_DETAIL_TYPE = "Lead Stage Changed"
+EVENT_SOURCE = "nurture.scoring"
+
+# --- Environment keys read by the Lambda settings model ------------------------------------
+ENV_EVENTS_TABLE = "NURTURE_EVENTS_TABLE"
+ENV_LEADS_TABLE = "NURTURE_LEADS_TABLE"
+ENV_IDEMPOTENCY_TABLE = "NURTURE_IDEMPOTENCY_TABLE"
+ENV_CONTENT_BUCKET = "NURTURE_CONTENT_BUCKET"
+ENV_EVENT_BUS = "NURTURE_EVENT_BUS"
+ENV_SEND_QUEUE_URL = "NURTURE_SEND_QUEUE_URL"
+ENV_SES_CONFIGURATION_SET = "NURTURE_SES_CONFIGURATION_SET"
+ENV_FROM_ADDRESS = "NURTURE_FROM_ADDRESS"
+ENV_WRITE_KEYS_SECRET = "NURTURE_WRITE_KEYS_SECRET"  # noqa: S105 - the name of a variable holding an ARN
+ENV_ALLOWED_ORIGINS = "NURTURE_ALLOWED_ORIGINS"  # comma-separated CORS origins
+ENV_DUE_SHARDS = "NURTURE_DUE_SHARDS"

@@ -1,0 +1,320 @@
+"""The journey state machine, rule by rule from DESIGN.md's sequence table."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from nurture.engine import Engine
+from nurture.journey import SalesUpdate, Tick
+from nurture.programme import Stage, load_programme
+from tests.support import T0, Journey, days, identify, known_lead, page, starter, starter_yaml, track
+
+
+def _lead_in(stage: Stage) -> Journey:
+    """A known lead placed in `stage` the way a real one gets there."""
+    if stage is Stage.EXCLUDED:
+        return known_lead(email="dee@rivalnurture.example")
+    if stage is Stage.CONSIDERATION:  # history from before we knew who they were
+        journey = Journey().feed([page("/pricing", T0), track("Case Study Downloaded", T0)])
+        journey.apply(identify(T0, company_size=240, seniority="vp"))
+        return journey
+    if stage is Stage.DECISION:
+        journey = Journey().feed([page("/pricing", T0), track("Case Study Downloaded", T0), page("/pricing/team", T0)])
+        journey.apply(identify(T0, company_size=240, seniority="vp"))
+        return journey
+    journey = known_lead(company_size=240, seniority="vp")
+    if stage is Stage.RE_ENGAGEMENT:
+        journey.run_until(T0 + days(91))
+    elif stage is Stage.SUPPRESSED:
+        journey.run_until(T0 + days(200))
+    elif stage is Stage.OPTED_OUT:
+        journey.apply(track("Unsubscribed", T0))
+    elif stage is Stage.SALES_ENGAGED:
+        journey.apply(track("Demo Booked", T0))
+    assert journey.lead.stage is stage
+    return journey
+
+
+# --- entering -----------------------------------------------------------------------------
+def test_a_visitor_is_not_a_lead_until_their_email_is_known() -> None:
+    journey = Journey().feed([page("/blog/a", T0), page("/pricing", T0)])
+    assert journey.lead.stage is None
+    assert journey.effects == []
+
+
+@pytest.mark.parametrize(
+    ("history", "stage"),
+    [
+        ([page("/blog/a")], Stage.AWARENESS),
+        ([page("/pricing"), page("/blog/a"), page("/blog/b")], Stage.CONSIDERATION),
+        ([page("/pricing"), page("/pricing/x"), track("Case Study Downloaded")], Stage.DECISION),
+    ],
+)
+def test_a_new_lead_enters_the_sequence_its_intent_earns(history, stage: Stage) -> None:
+    journey = Journey().feed(history)
+    journey.apply(identify(T0))
+    assert journey.lead.stage is stage
+    assert journey.transitions[0].reason.startswith("new lead")
+
+
+def test_intent_crossing_40_moves_awareness_to_consideration() -> None:
+    journey = known_lead().feed([page("/pricing", T0 + days(1)), page("/blog/a", T0 + days(1))])
+    assert journey.lead.stage is Stage.AWARENESS
+    journey.apply(page("/blog/b", T0 + days(1)))
+    assert journey.stages == ["awareness", "consideration"]
+    assert journey.transitions[-1].reason == "intent 40 reached the consideration threshold (40)"
+
+
+def test_intent_crossing_80_moves_to_decision_and_alerts_sales_with_what_they_need() -> None:
+    journey = _lead_in(Stage.CONSIDERATION)
+    journey.apply(identify(T0, problem="slow follow-up", budget_authority=True))
+    journey.feed([page("/pricing/team", T0)])
+    assert journey.lead.stage is Stage.DECISION
+    [alert] = journey.alerts
+    assert alert.traits.company_size == 240
+    assert alert.traits.seniority == "vp"
+    assert alert.traits.problem == "slow follow-up"
+    assert alert.traits.budget_authority is True
+    assert alert.missing == ("timeline",)
+
+
+@pytest.mark.parametrize("stage", [Stage.AWARENESS, Stage.CONSIDERATION, Stage.RE_ENGAGEMENT])
+def test_a_demo_request_routes_to_decision_and_alerts_at_once(stage: Stage) -> None:
+    journey = _lead_in(stage)
+    now = journey.lead.stage_entered_at + days(1)
+    journey.apply(track("Demo Requested", now))
+    assert journey.lead.stage is Stage.DECISION
+    assert [a.reason for a in journey.alerts] == ["Demo request"]
+    assert journey.alerts[0].at == now
+
+
+@pytest.mark.parametrize("stage", [Stage.DECISION, Stage.SALES_ENGAGED, Stage.OPTED_OUT, Stage.SUPPRESSED])
+def test_a_demo_request_still_reaches_sales_from_a_lead_that_gets_no_nurture(stage: Stage) -> None:
+    journey = _lead_in(stage)
+    alerts_before = len(journey.alerts)
+    sends_before = len(journey.sends)
+    journey.apply(track("Demo Requested", T0 + days(250)))
+    journey.run_until(T0 + days(260))
+    assert len(journey.alerts) == alerts_before + 1
+    assert journey.lead.stage is stage
+    if stage is not Stage.DECISION:
+        assert len(journey.sends) == sends_before
+
+
+def test_an_excluded_lead_gets_no_email_and_raises_no_alert() -> None:
+    journey = _lead_in(Stage.EXCLUDED)
+    journey.apply(track("Demo Requested", T0 + days(1)))
+    journey.run_until(T0 + days(120))
+    assert journey.sends == []
+    assert journey.alerts == []
+    assert journey.transitions[-1].reason == "competitor domain rivalnurture.example"
+
+
+# --- leaving ------------------------------------------------------------------------------
+def test_decision_returns_to_consideration_after_14_days_without_engagement() -> None:
+    journey = _lead_in(Stage.DECISION)
+    journey.run_until(T0 + days(13.9))
+    assert journey.lead.stage is Stage.DECISION
+    journey.run_until(T0 + days(14))
+    assert journey.lead.stage is Stage.CONSIDERATION
+    assert journey.transitions[-1].reason == "14 days without engagement"
+
+
+def test_an_email_open_alone_does_not_keep_a_lead_in_decision() -> None:
+    journey = _lead_in(Stage.DECISION)
+    journey.apply(track("Email Opened", T0 + days(10)))
+    journey.run_until(T0 + days(14))
+    assert journey.lead.stage is Stage.CONSIDERATION
+
+
+def test_a_page_visit_restarts_the_decision_clock() -> None:
+    journey = _lead_in(Stage.DECISION)
+    journey.apply(page("/docs/setup", T0 + days(10)))
+    journey.run_until(T0 + days(23.9))
+    assert journey.lead.stage is Stage.DECISION
+    journey.run_until(T0 + days(24))
+    assert journey.lead.stage is Stage.CONSIDERATION
+
+
+def test_90_days_in_awareness_below_40_moves_to_re_engagement() -> None:
+    journey = known_lead().feed([page("/blog/a", T0 + days(30))])
+    journey.run_until(T0 + days(89.9))
+    assert journey.lead.stage is Stage.AWARENESS
+    journey.run_until(T0 + days(90))
+    assert journey.stages == ["awareness", "re_engagement"]
+    assert journey.transitions[-1].reason == "90 days in awareness"
+
+
+def test_three_re_engagement_emails_without_engagement_suppress() -> None:
+    journey = _lead_in(Stage.RE_ENGAGEMENT)
+    journey.run_until(T0 + days(200))
+    re_engagement = [s for s in journey.sends if s.sequence is Stage.RE_ENGAGEMENT]
+    assert len(re_engagement) == 3
+    assert journey.lead.stage is Stage.SUPPRESSED
+    # suppressed one cadence after the last unanswered email, not at the moment it went out
+    assert journey.transitions[-1].at == re_engagement[-1].at + days(7)
+    assert journey.transitions[-1].reason == "3 re-engagement emails without engagement"
+
+
+def test_an_open_in_re_engagement_is_not_engagement() -> None:
+    journey = _lead_in(Stage.RE_ENGAGEMENT)
+    journey.apply(track("Email Opened", T0 + days(92)))
+    assert journey.lead.stage is Stage.RE_ENGAGEMENT
+
+
+@pytest.mark.parametrize(
+    ("engagement", "stage"),
+    [
+        ([page("/blog/back-again")], Stage.AWARENESS),
+        ([page("/pricing"), page("/pricing/team")], Stage.CONSIDERATION),
+    ],
+)
+def test_engagement_in_re_engagement_moves_the_lead_back_by_score(engagement, stage: Stage) -> None:
+    journey = _lead_in(Stage.RE_ENGAGEMENT)
+    at = T0 + days(95)
+    journey.feed([m.model_copy(update={"timestamp": at}) for m in engagement])
+    assert journey.lead.stage is stage
+    assert "engaged again" in journey.transitions[-1].reason or "threshold" in journey.transitions[-1].reason
+
+
+@pytest.mark.parametrize("stage", [Stage.AWARENESS, Stage.CONSIDERATION, Stage.DECISION])
+def test_a_demo_booking_hands_the_lead_to_sales_and_stops_nurture(stage: Stage) -> None:
+    journey = _lead_in(stage)
+    journey.apply(track("Demo Booked", T0 + days(1)))
+    sends = len(journey.sends)
+    journey.run_until(T0 + days(365))
+    assert journey.lead.stage is Stage.SALES_ENGAGED
+    assert len(journey.sends) == sends
+
+
+def test_sales_engagement_stops_consideration_nurture() -> None:
+    journey = _lead_in(Stage.CONSIDERATION)
+    journey.apply(SalesUpdate(status="engaged"), now=T0 + days(2))
+    journey.run_until(T0 + days(60))
+    assert journey.lead.stage is Stage.SALES_ENGAGED
+    assert all(s.at <= T0 + days(2) for s in journey.sends)
+
+
+@pytest.mark.parametrize(
+    ("event", "properties", "stage"),
+    [
+        ("Unsubscribed", {}, Stage.OPTED_OUT),
+        ("Email Complained", {}, Stage.OPTED_OUT),
+        ("Email Bounced", {"bounce_type": "Permanent"}, Stage.SUPPRESSED),
+    ],
+)
+def test_opt_outs_complaints_and_hard_bounces_stop_email_for_good(event, properties, stage: Stage) -> None:
+    journey = _lead_in(Stage.DECISION)
+    journey.apply(track(event, T0 + days(1), **properties))
+    sends = len(journey.sends)
+    journey.feed([page("/pricing", T0 + days(2)), page("/blog/x", T0 + days(3))])
+    journey.run_until(T0 + days(365))
+    assert journey.lead.stage is stage
+    assert len(journey.sends) == sends
+
+
+def test_a_transient_bounce_changes_nothing() -> None:
+    journey = _lead_in(Stage.AWARENESS)
+    journey.apply(track("Email Bounced", T0 + days(1), bounce_type="Transient"))
+    assert journey.lead.stage is Stage.AWARENESS
+
+
+# --- sending ------------------------------------------------------------------------------
+def test_the_first_email_of_a_new_sequence_goes_out_in_the_next_send_window() -> None:
+    saturday = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+    journey = known_lead(saturday)
+    journey.run_until(saturday + days(3))
+    assert journey.sends[0].at == datetime(2026, 1, 12, 9, 0, tzinfo=UTC)  # Monday 09:00 London
+    assert journey.sends[0].content_id == "awareness-01-why-drips-stall"
+
+
+def test_send_windows_follow_the_leads_time_zone() -> None:
+    evening_utc = datetime(2026, 1, 5, 20, 0, tzinfo=UTC)  # 12:00 in Los Angeles
+    journey = known_lead(evening_utc, timezone="America/Los_Angeles")
+    journey.run_until(evening_utc + days(1))
+    assert journey.sends[0].at == evening_utc
+
+
+@pytest.mark.parametrize(("stage", "cadence"), [(Stage.AWARENESS, 14), (Stage.CONSIDERATION, 7), (Stage.DECISION, 3)])
+def test_each_sequence_sends_at_its_own_cadence(stage: Stage, cadence: int) -> None:
+    # Given a send window open every day, so weekends do not shift the emails
+    every_day = load_programme(
+        starter_yaml().replace("days: [mon, tue, wed, thu, fri]", "days: [mon, tue, wed, thu, fri, sat, sun]")
+    )
+    journey = _lead_in(stage)
+    journey.programme = every_day
+    journey.apply(page("/docs/keep-engaged", T0 + days(6)))  # keeps a decision lead there long enough
+    journey.run_until(T0 + days(3 * cadence - 1))
+    sends = [s for s in journey.sends if s.sequence is stage]
+    gaps = {(b.at - a.at) for a, b in itertools.pairwise(sends)}
+    assert len(sends) >= 2
+    assert gaps == {timedelta(days=cadence)}
+
+
+def test_a_lead_never_gets_the_same_email_twice() -> None:
+    journey = _lead_in(Stage.DECISION)
+    journey.run_until(T0 + days(15))  # back to consideration
+    journey.feed([page("/pricing/x", T0 + days(16)), page("/pricing/y", T0 + days(16))])  # decision again
+    journey.run_until(T0 + days(60))
+    ids = [s.content_id for s in journey.sends]
+    assert len(ids) == len(set(ids))
+    assert journey.stages.count("decision") == 2
+
+
+def test_a_lead_who_has_had_every_email_of_a_sequence_is_marked_exhausted_not_spammed() -> None:
+    journey = _lead_in(Stage.CONSIDERATION)
+    journey.run_until(T0 + days(120))
+    assert journey.lead.stage is Stage.CONSIDERATION
+    assert len(journey.sends) == 5
+    assert journey.lead.exhausted
+    assert journey.lead.next_action_at(starter()) is None
+
+
+def test_no_more_than_three_emails_go_out_in_any_seven_days() -> None:
+    journey = _lead_in(Stage.CONSIDERATION)
+    for day in (1, 2, 3, 4):  # push it into decision and keep it engaged
+        journey.apply(page(f"/pricing/p{day}", T0 + days(day)))
+    journey.run_until(T0 + days(30))
+    times = [s.at for s in journey.sends]
+    for start in times:
+        assert sum(1 for t in times if start <= t < start + days(7)) <= 3
+
+
+def test_every_transition_records_the_programme_revision() -> None:
+    journey = _lead_in(Stage.DECISION)
+    assert {t.programme for t in journey.transitions} == {starter().revision}
+    assert [h.to_stage for h in journey.lead.history] == [t.to_stage for t in journey.transitions]
+
+
+def test_a_tick_with_nothing_due_changes_nothing() -> None:
+    journey = _lead_in(Stage.AWARENESS)
+    journey.run_until(T0 + days(1))
+    before = journey.lead
+    journey.apply(Tick(), now=T0 + days(2))
+    assert journey.lead == before
+
+
+# --- identity -----------------------------------------------------------------------------
+def test_anonymous_history_joins_the_lead_on_identify() -> None:
+    engine = Engine(starter())
+    engine.run(
+        [
+            page("/pricing", T0, user=None, anonymous="a-1"),
+            page("/pricing/team", T0 + days(1), user=None, anonymous="a-1"),
+            identify(T0 + days(2), user="u-9", anonymous="a-1"),
+        ]
+    )
+    [lead] = engine.leads.values()
+    assert lead.stage is Stage.CONSIDERATION
+    assert len(lead.signals) == 2
+    assert engine.name_of(lead.lead_id) == "u-9"
+
+
+def test_an_older_identify_only_fills_in_missing_traits() -> None:
+    journey = known_lead(T0 + days(5), title="VP Marketing")
+    journey.apply(identify(T0, title="Marketing Manager", company="Northwind"))
+    assert journey.lead.traits.title == "VP Marketing"
+    assert journey.lead.traits.company == "Northwind"

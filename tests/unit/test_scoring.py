@@ -1,0 +1,145 @@
+"""Intent and fit scoring: the seeds' weights, nth occurrences, caps, decay and the reasons behind a score."""
+
+from __future__ import annotations
+
+import pytest
+
+from nurture.messages import LeadTraits
+from nurture.programme import load_programme
+from nurture.scoring import Signal, contributions, fit_score, intent_score, matching_rules
+from tests.support import T0, days, page, starter, starter_yaml, track
+
+
+def _signals(*messages):
+    programme = starter()
+    return [
+        Signal(message_id=m.message_id, at=m.timestamp, rules=rules)
+        for m in messages
+        if (rules := matching_rules(m, programme))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "points"),
+    [
+        (page("/pricing"), 30),
+        (page("/pricing/enterprise"), 30),
+        (page("/Pricing/"), 30),
+        (track("Case Study Downloaded"), 20),
+        (page("/blog/why-drips-stall"), 5),
+        (track("Demo Requested"), 100),
+        (track("Email Opened"), 1),
+        (page("/about"), 0),
+        (page("/pricing-history"), 0),
+        (track("Newsletter Signup"), 0),
+    ],
+)
+def test_each_signal_scores_its_seed_weight(message, points: int) -> None:
+    assert intent_score(_signals(message), starter(), T0) == points
+
+
+def test_only_the_third_product_page_visit_scores_25() -> None:
+    visits = [page(f"/products/p{i}", T0 + days(i)) for i in range(4)]
+    at = T0 + days(3)  # no decay yet for the third one
+    assert intent_score(_signals(*visits[:2]), starter(), at) == 0
+    assert intent_score(_signals(*visits[:3]), starter(), T0 + days(2)) == 25
+    assert [c.rule for c in contributions(_signals(*visits), starter(), T0 + days(2))] == ["third_product_page_visit"]
+    assert contributions(_signals(*visits), starter(), at)[0].message_id == visits[2].message_id
+
+
+def test_the_third_product_page_is_found_by_time_not_arrival_order() -> None:
+    visits = [page(f"/product/p{i}", T0 + days(i)) for i in range(3)]
+    arrived = _signals(visits[2], visits[0], visits[1])
+    assert contributions(arrived, starter(), T0)[0].message_id == visits[2].message_id
+
+
+def test_an_event_loses_half_its_weight_after_one_half_life() -> None:
+    signals = _signals(page("/pricing", T0))
+    assert intent_score(signals, starter(), T0 + days(90)) == pytest.approx(15)
+
+
+def test_an_event_six_months_old_weighs_less_than_one_from_last_week() -> None:
+    old = _signals(track("Case Study Downloaded", T0))
+    recent = _signals(track("Case Study Downloaded", T0 + days(175)))
+    now = T0 + days(182)
+    assert intent_score(old, starter(), now) < intent_score(recent, starter(), now)
+    assert intent_score(old, starter(), now) == pytest.approx(20 * 0.5 ** (182 / 90))
+
+
+def test_a_cap_limits_points_per_window() -> None:
+    programme = load_programme(
+        starter_yaml().replace("      points: 5\n", "      points: 5\n      cap: {points: 10, per_days: 7}\n")
+    )
+    reads = [page(f"/blog/post-{i}", T0 + days(i * 0.1)) for i in range(5)]
+    signals = [Signal(message_id=m.message_id, at=m.timestamp, rules=matching_rules(m, programme)) for m in reads]
+    assert intent_score(signals, programme, T0 + days(0.5)) == pytest.approx(10, rel=0.01)
+    # a week later the window has room again
+    later = page("/blog/next-week", T0 + days(8))
+    signals.append(Signal(message_id=later.message_id, at=later.timestamp, rules=matching_rules(later, programme)))
+    assert sum(c.points for c in contributions(signals, programme, T0 + days(8))) == 15
+
+
+def test_a_property_filter_must_match_for_the_rule_to_score() -> None:
+    programme = load_programme(
+        starter_yaml().replace(
+            "when: {type: track, event: Case Study Downloaded}",
+            "when: {type: track, event: Case Study Downloaded, properties: {industry: fintech}}",
+        )
+    )
+    assert matching_rules(track("Case Study Downloaded", industry="fintech"), programme) == ("case_study_download",)
+    assert matching_rules(track("Case Study Downloaded", industry="retail"), programme) == ()
+
+
+def test_the_explanation_lists_the_largest_contribution_first() -> None:
+    signals = _signals(page("/blog/a", T0), track("Demo Requested", T0), page("/pricing", T0))
+    explained = contributions(signals, starter(), T0)
+    assert [c.label for c in explained] == ["Demo request", "Pricing page visit", "Blog post read"]
+    assert sum(c.value for c in explained) == intent_score(signals, starter(), T0) == 135
+
+
+def test_a_page_path_is_taken_from_the_url_when_no_path_is_given() -> None:
+    message = page("/ignored")
+    from_url = message.model_copy(update={"properties": {"url": "https://example.com/pricing?plan=team"}})
+    assert from_url.path == "/pricing"
+
+
+@pytest.mark.parametrize(
+    ("traits", "score"),
+    [
+        ({"company_size": 20}, 5),
+        ({"company_size": 240}, 20),
+        ({"company_size": 5000}, 25),
+        ({"seniority": "vp"}, 25),
+        ({"seniority": "ic"}, 0),
+        ({"industry": "Software"}, 15),
+        ({"budget_authority": True}, 20),
+        ({"email": "ada@gmail.com"}, -20),
+        ({"email": "ada@northwind.example", "company_size": 240, "seniority": "director"}, 40),
+    ],
+)
+def test_fit_scores_company_role_industry_and_budget(traits: dict, score: int) -> None:
+    assert fit_score(LeadTraits(**traits), starter()).score == score
+
+
+def test_fit_explains_each_point() -> None:
+    result = fit_score(LeadTraits(company_size=240, seniority="vp", email="bo@gmail.com"), starter())
+    assert dict(result.reasons) == {
+        "company size 240": 20,
+        "seniority vp": 25,
+        "personal email domain gmail.com": -20,
+    }
+
+
+@pytest.mark.parametrize(
+    ("traits", "reason"),
+    [
+        ({"email": "dee@rivalnurture.example"}, "competitor domain rivalnurture.example"),
+        ({"email": "kim@example.com", "country": "kp"}, "excluded country KP"),
+    ],
+)
+def test_competitors_and_excluded_countries_are_excluded_with_the_reason(traits: dict, reason: str) -> None:
+    assert fit_score(LeadTraits(**traits), starter()).excluded_because == reason
+
+
+def test_a_b2b_lead_from_an_allowed_country_is_not_excluded() -> None:
+    assert fit_score(LeadTraits(email="ada@northwind.example", country="GB"), starter()).excluded_because is None
