@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from nurture.messages import as_utc
 from nurture.programme import SEQUENCES, Programme, ProgrammeError, load_programme
@@ -35,10 +36,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     replay.add_argument("--json", action="store_true", help="one JSON object per transition, send and alert")
 
+    local = commands.add_parser("local", help="run the whole engine on this machine, with moto as AWS")
+    _stack_options(local)
+    local.add_argument(
+        "--clock", choices=["real", "manual"], default="real", help="manual: time moves only by POST /_local/clock"
+    )
+    local.add_argument("--start", type=_instant, default=None, help="manual clock: start here (default: now)")
+
+    demo = commands.add_parser("demo", help="play three scripted buyers through the local stack")
+    _stack_options(demo)
+
+    openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (generated from the code)")
+    openapi.add_argument("--output", type=Path, default=None, help="write it here instead of printing")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "programme":
             return _check(args.file)
+        if args.command == "local":
+            return _local(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "openapi":
+            return _openapi(args.output)
         return _replay(args)
     except ProgrammeError as error:
         print(error, file=sys.stderr)
@@ -46,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"nurture: {error.strerror}: {error.filename}", file=sys.stderr)
         return 1
+
+
+def _stack_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (0: any free port)")
+    command.add_argument("--programme", type=Path, default=None, help="default: content/programme.yaml")
 
 
 def _instant(text: str) -> datetime:
@@ -149,6 +174,99 @@ def _replay(args: argparse.Namespace) -> int:
         f"in {elapsed:.2f}s{f'; {bad} malformed lines skipped' if bad else ''}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _openapi(output: Path | None) -> int:
+    import json
+
+    from nurture.api import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _start_stack(args: argparse.Namespace, manual_start: datetime | None) -> tuple[Any, Any]:
+    """The local stack and its HTTP server, started; the programme is checked before anything runs."""
+    import os
+    import shutil
+    import tempfile
+
+    from nurture.constants import ENV_LOCAL_ADMIN_TOKEN, ENV_LOCAL_WRITE_KEY
+    from nurture.local.runtime import LocalStack
+    from nurture.local.server import LocalServer
+
+    content = STARTER_PROGRAMME.parent
+    read_programme(args.programme)  # fail fast, with the programme's own errors
+    if args.programme is not None:
+        copy = Path(tempfile.mkdtemp(prefix="nurture-content-"))
+        shutil.copytree(content, copy, dirs_exist_ok=True)
+        shutil.copy(args.programme, copy / "programme.yaml")
+        content = copy
+    write_key = os.environ.get(ENV_LOCAL_WRITE_KEY, "local-write-key")
+    admin_token = os.environ.get(ENV_LOCAL_ADMIN_TOKEN, "local-admin-token")
+    stack = LocalStack(content, write_key, admin_token, manual_start).start()
+    try:
+        server = LocalServer(stack, args.port).start()
+    except OSError as error:
+        stack.stop()
+        raise OSError(error.errno, f"cannot listen on 127.0.0.1:{args.port} ({error.strerror})") from error
+    return stack, server
+
+
+def _local(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from datetime import UTC
+
+    manual_start = (args.start or datetime.now(UTC)) if args.clock == "manual" else None
+    print("starting the local stack (moto as AWS)...", file=sys.stderr)
+    stack, server = _start_stack(args, manual_start)
+    print(
+        f"nurture local is running at {server.url}\n"
+        f"  write key:   {stack.write_key}\n"
+        f"  admin token: {stack.admin_token}\n"
+        f"  clock:       {args.clock}{f', now {stack.now().isoformat()}' if args.clock == 'manual' else ''}\n"
+        f"  try: curl -u {stack.write_key}: -H 'content-type: application/json' -d "
+        f'\'{{"userId":"u1","event":"Demo Requested"}}\' {server.url}/v1/track\n'
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping...", file=sys.stderr)
+        server.stop()
+        stack.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from datetime import UTC
+
+    from nurture.local.demo import Client, play
+
+    print("starting the local stack (moto as AWS, manual clock)...", file=sys.stderr)
+    stack, server = _start_stack(args, datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    started = time.perf_counter()
+    try:
+        play(
+            Client(server.url, stack.write_key, stack.admin_token),
+            sys.stdout,
+            lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    finally:
+        server.stop()
+        stack.stop()
+    print(f"\ndemo finished in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return 0
 
 

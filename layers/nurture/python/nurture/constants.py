@@ -60,3 +60,6 @@ ENV_FROM_ADDRESS = "NURTURE_FROM_ADDRESS"
 ENV_WRITE_KEYS_SECRET = "NURTURE_WRITE_KEYS_SECRET"  # noqa: S105 - the name of a variable holding an ARN
 ENV_ALLOWED_ORIGINS = "NURTURE_ALLOWED_ORIGINS"  # comma-separated CORS origins
 ENV_DUE_SHARDS = "NURTURE_DUE_SHARDS"
+# Local stack only (`nurture local`): in AWS the admin routes use IAM authorisation instead.
+ENV_LOCAL_ADMIN_TOKEN = "NURTURE_ADMIN_TOKEN"  # noqa: S105 - the name of a variable
+ENV_LOCAL_WRITE_KEY = "NURTURE_WRITE_KEY"

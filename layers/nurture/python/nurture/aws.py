@@ -1,0 +1,24 @@
+"""AWS clients, built lazily and once per process, so importing a module never touches the network.
+
+boto3 reads AWS_ENDPOINT_URL itself, which is how the local stack points every client at moto.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_CONFIG)
+
+
+def reset() -> None:
+    """Forget cached clients (tests and the local stack change the endpoint between runs)."""
+    client.cache_clear()

@@ -1,0 +1,147 @@
+"""In-memory implementations of the ports, with the same conditional-write semantics as DynamoDB.
+
+They also count requests and can fail on demand, so tests can show what happens under races and crashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from nurture.content import CachedContent, FolderContent
+from nurture.dynamodb import due_shard
+from nurture.journey import Effect
+from nurture.ports import Conflict, Ports, SendRequest, SentRecord, StoredEvent, StoredLead
+from tests.support import ROOT
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], StoredEvent] = {}
+
+    def put(self, event: StoredEvent) -> bool:
+        key = (event.profile_id, event.message_id)
+        if key in self.items:
+            return False
+        self.items[key] = event
+        return True
+
+    def for_profiles(self, profile_ids: Iterable[str]) -> list[StoredEvent]:
+        wanted = set(profile_ids)
+        return [e for (profile, _), e in self.items.items() if profile in wanted]
+
+
+@dataclass
+class FakeLeads:
+    due_shards: int = 16
+    items: dict[str, StoredLead] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    sent: list[SentRecord] = field(default_factory=list)
+    writes: int = 0
+    reads: int = 0
+    fail_next_saves: int = 0  # simulate another writer winning the race
+
+    def get(self, lead_id: str) -> StoredLead | None:
+        self.reads += 1
+        return self.items.get(lead_id)
+
+    def find_by_email(self, email: str) -> StoredLead | None:
+        return next((s for s in self.items.values() if s.lead.email == email.lower()), None)
+
+    def leads_for(self, profile_ids: Iterable[str]) -> dict[str, str]:
+        self.reads += 1
+        return {p: self.links[p] for p in profile_ids if p in self.links}
+
+    def save(
+        self,
+        stored: StoredLead,
+        expected_version: int | None,
+        new_profiles: frozenset[str] = frozenset(),
+        absorbed: StoredLead | None = None,
+    ) -> None:
+        lead_id = stored.lead.lead_id
+        current = self.items.get(lead_id)
+        if self.fail_next_saves:
+            self.fail_next_saves -= 1
+            raise Conflict(lead_id)
+        if (expected_version is None) != (current is None) or (current and current.version != expected_version):
+            raise Conflict(lead_id)
+        owned_elsewhere = [
+            p
+            for p in new_profiles
+            if self.links.get(p, lead_id) != lead_id and not (absorbed and p in absorbed.profiles)
+        ]
+        if owned_elsewhere:
+            raise Conflict(lead_id)
+        if absorbed is not None:
+            if self.items.get(absorbed.lead.lead_id, absorbed).version != absorbed.version:
+                raise Conflict(absorbed.lead.lead_id)
+            self.items.pop(absorbed.lead.lead_id, None)
+        self.writes += 1
+        self.items[lead_id] = stored
+        for profile in new_profiles:
+            self.links[profile] = lead_id
+
+    def clear_outbox(self, lead_id: str, version: int) -> None:
+        current = self.items.get(lead_id)
+        if current is not None and current.version == version:
+            self.writes += 1
+            self.items[lead_id] = replace(current, outbox=())
+
+    def due(self, shard: int, now: datetime) -> Iterator[str]:
+        for lead_id, stored in list(self.items.items()):
+            if stored.due_at is not None and stored.due_at <= now and due_shard(lead_id, self.due_shards) == str(shard):
+                self.reads += 1
+                yield lead_id
+
+    def record_send(self, record: SentRecord) -> None:
+        self.sent.append(record)
+
+    def sends(self) -> list[SentRecord]:
+        return list(self.sent)
+
+
+@dataclass
+class FakeBus:
+    published: list[Effect] = field(default_factory=list)
+    fail: bool = False
+
+    def publish(self, effects: Sequence[Effect]) -> None:
+        if self.fail:
+            raise RuntimeError("EventBridge is unavailable")
+        self.published += effects
+
+
+@dataclass
+class FakeQueue:
+    queued: list[SendRequest] = field(default_factory=list)
+
+    def enqueue(self, requests: Sequence[SendRequest]) -> None:
+        self.queued += requests
+
+
+@dataclass
+class FakeMailer:
+    sent: list[dict[str, object]] = field(default_factory=list)
+
+    def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
+        self.sent.append({"to": to, "subject": subject, "text": text, "html": html, "tags": tags})
+        return "msg-" + hashlib.sha256(f"{to}{subject}{len(self.sent)}".encode()).hexdigest()[:12]
+
+
+def fake_ports(content_root: Path = ROOT / "content") -> Ports:
+    return Ports(
+        events=FakeEvents(),
+        leads=FakeLeads(),
+        bus=FakeBus(),
+        queue=FakeQueue(),
+        mailer=FakeMailer(),
+        content=FolderContent(content_root),
+    )
+
+
+def fake_content(ports: Ports) -> CachedContent:
+    return CachedContent(ports.content, recheck_seconds=0)
