@@ -88,6 +88,8 @@ class LocalStack:
         self._handlers = {name: _load_handler(name) for name in ("ingest", "scorer", "dispatcher", "sender")}
         self.stream_arn = self.client("dynamodb").describe_table(TableName=c.EVENTS_TABLE)["Table"]["LatestStreamArn"]
         self.send_queue_url = env[c.ENV_SEND_QUEUE_URL]
+        self.send_queue_arn = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.send_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.tap_url = self.client("sqs").get_queue_url(QueueName=resources.BUS_TAP_QUEUE)["QueueUrl"]
         return self
 
@@ -223,7 +225,7 @@ class LocalStack:
             ).get("Messages", [])
             if not messages:
                 return handled
-            response = self.invoke("sender", sqs_event(messages, c.SEND_QUEUE))
+            response = self.invoke("sender", sqs_event(messages, self.send_queue_arn))
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             for message in messages:
                 if message["MessageId"] in failed:

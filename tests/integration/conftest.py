@@ -1,0 +1,22 @@
+"""One local stack (moto's server, the real handlers) for the integration tests of a session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from nurture.local.runtime import LocalStack
+from tests.support import ROOT
+
+WRITE_KEY = "local-write-key"
+ADMIN_TOKEN = "it-admin-token"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    local = LocalStack(ROOT / "content", WRITE_KEY, ADMIN_TOKEN, manual_start=datetime(2026, 1, 5, 10, 0, tzinfo=UTC))
+    local.start()
+    yield local
+    local.stop()

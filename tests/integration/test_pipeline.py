@@ -1,0 +1,144 @@
+"""The handlers on moto: real-shaped events in, DynamoDB/SQS/SES/EventBridge effects out."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from nurture import aws
+from nurture import constants as c
+from nurture.local.lambda_events import http_event, sqs_event
+from nurture.local.runtime import LocalStack
+from tests.integration.conftest import WRITE_KEY
+from tests.support import ROOT
+
+SAMPLES = ROOT / "events" / "lambda"
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def _post(stack: LocalStack, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    event = http_event(
+        "POST",
+        path,
+        "",
+        {"x-write-key": WRITE_KEY, "content-type": "application/json"},
+        json.dumps(body).encode(),
+        stack.now(),
+    )
+    response = stack.invoke("ingest", event)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def _events_for(stack: LocalStack, profile: str) -> list[dict[str, Any]]:
+    return stack.client("dynamodb").query(
+        TableName=c.EVENTS_TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": profile}}
+    )["Items"]
+
+
+def test_the_sample_api_event_is_stored_once_with_the_clock_skew_corrected(stack: LocalStack) -> None:
+    event = _sample("api-track.json")
+    first = stack.invoke("ingest", event)
+    again = stack.invoke("ingest", copy.deepcopy(event))
+    assert json.loads(first["body"]) | {"errors": []} == {"success": True, "accepted": 1, "duplicates": 0, "errors": []}
+    assert json.loads(again["body"])["duplicates"] == 1
+    [item] = _events_for(stack, "u#u-ada")
+    stored = json.loads(item["message"]["S"])
+    # sent 0.88 s after it happened by the client's clock, received at 10:00:00 by ours
+    assert stored["timestamp"].startswith("2026-01-05T09:59:59.12")
+    assert "writeKey" not in stored
+    retention = int(item[c.EVENTS_TTL_ATTRIBUTE]["N"]) - int(stack.now().timestamp())
+    assert abs(retention - c.EVENTS_RETENTION_DAYS * 86400) < 86400
+
+
+def test_the_scorer_fails_only_the_record_it_cannot_read(stack: LocalStack) -> None:
+    good = _sample("stream-event-inserted.json")["Records"][0]
+    good = copy.deepcopy(good)
+    good["dynamodb"]["NewImage"]["pk"] = {"S": "u#u-scorer"}
+    message = json.loads(good["dynamodb"]["NewImage"]["message"]["S"]) | {"userId": "u-scorer", "messageId": "s-1"}
+    good["dynamodb"]["NewImage"]["message"] = {"S": json.dumps(message)}
+    bad = copy.deepcopy(good)
+    bad["dynamodb"]["SequenceNumber"] = "4421584500000000017450439999"
+    bad["dynamodb"]["NewImage"]["message"] = {"S": "{not json"}
+    response = stack.invoke("scorer", {"Records": [good, bad]})
+    assert response == {"batchItemFailures": [{"itemIdentifier": "4421584500000000017450439999"}]}
+    assert stack.leads.leads_for(["u#u-scorer"])  # the readable event made its (anonymous-until-identified) lead
+
+
+def test_a_send_request_delivered_twice_sends_one_email(stack: LocalStack) -> None:
+    status, _ = _post(
+        stack,
+        "/v1/identify",
+        {"userId": "u-twice", "messageId": "tw-1", "traits": {"email": "twice@northwind.example"}},
+    )
+    assert status == 200
+    stack.drain()
+    stack.invoke("dispatcher", _sample("scheduled-dispatch.json"))
+    sqs = stack.client("sqs")
+    messages = sqs.receive_message(QueueUrl=stack.send_queue_url, MaxNumberOfMessages=10)["Messages"]
+    mine = [m for m in messages if json.loads(m["Body"])["content_id"].startswith("awareness-01")]
+    event = sqs_event(mine, stack.send_queue_arn)
+    for _ in range(2):  # SQS is at-least-once
+        assert stack.invoke("sender", copy.deepcopy(event)) == {"batchItemFailures": []}
+    for m in messages:
+        sqs.delete_message(QueueUrl=stack.send_queue_url, ReceiptHandle=m["ReceiptHandle"])
+    sent = [o for o in stack.outbox() if o["to"] == "twice@northwind.example"]
+    assert [o["content_id"] for o in sent] == ["awareness-01-why-drips-stall"]
+
+
+def test_the_dispatcher_reads_only_the_due_leads(stack: LocalStack) -> None:
+    for n in range(5):
+        _post(
+            stack,
+            "/v1/identify",
+            {"userId": f"u-due-{n}", "messageId": f"due-{n}", "traits": {"email": f"due{n}@northwind.example"}},
+        )
+    stack.drain()
+    stack.tick()  # everyone's first email: nobody is due again for two weeks
+    reads: list[str] = []
+    ddb = aws.client("dynamodb")
+    hook = lambda model, **_: reads.append(model.name)  # noqa: E731
+    ddb.meta.events.register("before-call.dynamodb", hook)
+    try:
+        report = stack.invoke("dispatcher", _sample("scheduled-dispatch.json") | {"time": stack.now().isoformat()})
+    finally:
+        ddb.meta.events.unregister("before-call.dynamodb", hook)
+    assert report["due"] == 0
+    assert set(reads) == {"Query"}  # the due index, one query per shard, and nothing else
+    assert len(reads) == c.DUE_SHARDS
+
+
+def test_stage_changes_reach_the_bus_without_personal_data(stack: LocalStack) -> None:
+    _post(
+        stack,
+        "/v1/identify",
+        {"userId": "u-bus", "messageId": "bus-1", "traits": {"email": "bus@northwind.example", "first_name": "Bea"}},
+    )
+    _post(stack, "/v1/track", {"userId": "u-bus", "messageId": "bus-2", "event": "Demo Requested"})
+    stack.drain()
+    lead_id = stack.leads.leads_for(["u#u-bus"])["u#u-bus"]
+    changes = [e for e in stack.captured.stage_changes if e["lead_id"] == lead_id]
+    alerts = [e for e in stack.captured.alerts if e["lead_id"] == lead_id]
+    assert [(e["from"], e["to"]) for e in changes] == [(None, "awareness"), ("awareness", "decision")]
+    assert [a["reason"] for a in alerts] == ["Demo request"]
+    assert "bus@northwind.example" not in json.dumps(changes + alerts)
+    assert "Bea" not in json.dumps(changes + alerts)
+
+
+def test_the_clock_runs_each_due_tick_in_order(stack: LocalStack) -> None:
+    _post(
+        stack,
+        "/v1/identify",
+        {"userId": "u-clock", "messageId": "clk-1", "traits": {"email": "clock@northwind.example"}},
+    )
+    stack.drain()
+    stack.advance(timedelta(days=29))
+    sent = [o for o in stack.outbox() if o["to"] == "clock@northwind.example"]
+    assert [o["content_id"][:12] for o in sent] == ["awareness-01", "awareness-02", "awareness-03"]
+    times = [datetime.fromisoformat(o["sent_at"]) for o in sent]
+    assert {later - earlier for earlier, later in itertools.pairwise(times)} == {timedelta(days=14)}

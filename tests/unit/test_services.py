@@ -1,0 +1,219 @@
+"""The services behind the Lambdas, over in-memory ports: exactly-once scoring, races, the outbox,
+identity merges, the due-only dispatcher and the at-most-once sender."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from nurture.dispatch import dispatch
+from nurture.journey import SalesAlert, Transition
+from nurture.leads import LeadService
+from nurture.ports import Conflict, SendRequest, StoredEvent
+from nurture.programme import Stage
+from nurture.scorer import CoalescingScorer
+from nurture.sender import deliver
+from tests.fakes import FakeBus, FakeLeads, FakeMailer, FakeQueue, fake_content, fake_ports
+from tests.support import T0, days, identify, page, starter, track
+
+
+@pytest.fixture
+def ports():
+    return fake_ports()
+
+
+@pytest.fixture
+def service(ports):
+    ids = iter(f"lead-{i}" for i in range(1, 1000))
+    return LeadService(ports, starter(), new_id=lambda: next(ids))
+
+
+def _stored(*messages):
+    return [StoredEvent(profile_id=m.profile_ids[0], message=m, received_at=m.timestamp) for m in messages]
+
+
+def _transitions(ports) -> list[tuple[str | None, str]]:
+    bus: FakeBus = ports.bus
+    return [(e.from_stage, e.to_stage) for e in bus.published if isinstance(e, Transition)]
+
+
+# --- scoring from the stream -----------------------------------------------------------------
+def test_a_batch_of_one_profiles_events_is_one_write(service, ports) -> None:
+    # Given five events of one lead in one stream batch
+    events = _stored(identify(T0), page("/blog/a"), page("/pricing"), track("Case Study Downloaded"), page("/blog/b"))
+    scorer = CoalescingScorer(service, events, T0)
+    # When every record is handled
+    for event in events:
+        scorer.handle(event)
+    # Then the lead was written once (plus clearing its outbox) and moved straight to consideration
+    leads: FakeLeads = ports.leads
+    assert leads.writes == 2
+    assert _transitions(ports) == [(None, Stage.AWARENESS), (Stage.AWARENESS, Stage.CONSIDERATION)]
+
+
+def test_a_retried_batch_changes_nothing_it_already_changed(service, ports) -> None:
+    events = _stored(identify(T0), page("/pricing"), track("Demo Requested"))
+    for _ in range(3):  # Lambda retries the whole batch
+        scorer = CoalescingScorer(service, events, T0)
+        for event in events:
+            scorer.handle(event)
+    [stored] = ports.leads.items.values()
+    assert stored.lead.intent(starter(), T0) == 130
+    assert len([e for e in ports.bus.published if isinstance(e, SalesAlert)]) == 1
+    assert stored.version == 1
+
+
+def test_a_failing_group_fails_only_its_own_events(service, ports, monkeypatch) -> None:
+    events = _stored(identify(T0, user="u-ok"), identify(T0, user="u-bad"), page("/pricing", user="u-bad"))
+    original = service.receive
+
+    def receive(messages, now):
+        if messages[0].user_id == "u-bad":
+            raise RuntimeError("DynamoDB throttled")
+        return original(messages, now)
+
+    monkeypatch.setattr(service, "receive", receive)
+    scorer = CoalescingScorer(service, events, T0)
+    scorer.handle(events[0])
+    for event in events[1:]:
+        with pytest.raises(RuntimeError):
+            scorer.handle(event)
+    assert [s.lead.email for s in ports.leads.items.values()] == ["u-ok@northwind.example"]
+
+
+def test_a_lost_race_is_retried_on_fresh_state(service, ports) -> None:
+    service.receive([identify(T0)], T0)
+    ports.leads.fail_next_saves = 2  # someone else wrote the lead twice meanwhile
+    service.receive([page("/pricing", T0), page("/pricing/team", T0)], T0)
+    [stored] = ports.leads.items.values()
+    assert stored.lead.stage is Stage.CONSIDERATION
+
+
+def test_a_lead_nobody_stops_writing_gives_up_with_a_conflict(service, ports) -> None:
+    service.receive([identify(T0)], T0)
+    ports.leads.fail_next_saves = 100
+    with pytest.raises(Conflict):
+        service.receive([page("/pricing", T0)], T0)
+
+
+def test_effects_survive_a_crash_between_the_write_and_the_publish(service, ports) -> None:
+    # Given EventBridge fails right after the lead was written with its effects
+    ports.bus.fail = True
+    with pytest.raises(RuntimeError):
+        service.receive([identify(T0), page("/pricing", T0), page("/pricing/x", T0)], T0)
+    [stored] = ports.leads.items.values()
+    assert [e.kind for e in stored.outbox] == ["transition", "transition"]
+    # When the next event for the lead is processed after EventBridge recovers
+    ports.bus.fail = False
+    service.receive([page("/blog/a", T0 + days(1))], T0 + days(1))
+    # Then the stranded effects are published too, and the outbox is empty
+    assert _transitions(ports) == [(None, Stage.AWARENESS), (Stage.AWARENESS, Stage.CONSIDERATION)]
+    assert next(iter(ports.leads.items.values())).outbox == ()
+
+
+def test_an_anonymous_visitors_history_merges_into_the_lead_on_identify(service, ports) -> None:
+    service.receive([page("/pricing", T0, user=None, anonymous="a-1")], T0)
+    service.receive([identify(T0, user="u-1")], T0)
+    service.receive([identify(T0, user="u-1", anonymous="a-1")], T0)
+    [stored] = ports.leads.items.values()
+    assert stored.profiles == {"u#u-1", "a#a-1"}
+    assert stored.lead.intent(starter(), T0) == 30
+    assert ports.leads.links == {"u#u-1": stored.lead.lead_id, "a#a-1": stored.lead.lead_id}
+
+
+def test_redelivering_an_applied_message_writes_nothing(service, ports) -> None:
+    message = identify(T0)
+    service.receive([message], T0)
+    writes = ports.leads.writes
+    service.receive([message], T0 + days(1))  # the stream delivers it again
+    assert ports.leads.writes == writes
+
+
+# --- the dispatcher --------------------------------------------------------------------------
+def test_the_dispatcher_touches_only_the_leads_that_are_due(service, ports) -> None:
+    # Given 30 leads who got their first email at T0, so none is due again for 14 days
+    for n in range(30):
+        service.receive([identify(T0, user=f"u-{n}")], T0)
+    assert dispatch(service, T0).ticked == 30
+    ports.queue.queued.clear()
+    # When one of them moves into consideration a day later and the dispatcher ticks
+    tomorrow = T0 + days(1)
+    service.receive([page("/pricing", tomorrow, user="u-7"), page("/pricing/x", tomorrow, user="u-7")], tomorrow)
+    ports.leads.reads = 0
+    report = dispatch(service, tomorrow)
+    # Then only that lead was read and ticked, and only its email was queued
+    assert (report.due, report.ticked) == (1, 1)
+    assert ports.leads.reads == 2  # its due-index entry and its item
+    assert [(q.sequence, q.content_id) for q in ports.queue.queued] == [
+        (Stage.CONSIDERATION, "consideration-01-how-teams-like-yours")
+    ]
+
+
+def test_a_due_lead_gets_its_email_queued_once(service, ports) -> None:
+    service.receive([identify(T0)], T0)
+    dispatch(service, T0)
+    dispatch(service, T0 + days(0.001))
+    assert [q.content_id for q in ports.queue.queued] == ["awareness-01-why-drips-stall"]
+
+
+def test_the_dispatcher_stops_before_the_invocation_runs_out_of_time(service, ports) -> None:
+    for n in range(5):
+        service.receive([identify(T0, user=f"u-{n}")], T0)
+    report = dispatch(service, T0, time_left=lambda: 5.0)
+    assert report.stopped_early
+    assert report.ticked == 0
+    assert dispatch(service, T0).ticked == 5  # still due: the next tick takes them
+
+
+# --- the sender ------------------------------------------------------------------------------
+def _queued_email(service, ports) -> SendRequest:
+    service.receive([identify(T0, first_name="Ada", company="Northwind")], T0)
+    dispatch(service, T0)
+    queue: FakeQueue = ports.queue
+    return queue.queued[-1]
+
+
+def test_the_sender_renders_and_sends_the_queued_email(service, ports) -> None:
+    request = _queued_email(service, ports)
+    delivery = deliver(request, ports, fake_content(ports), T0)
+    mailer: FakeMailer = ports.mailer
+    assert delivery.outcome == "sent"
+    [mail] = mailer.sent
+    assert mail["to"] == "u-1@northwind.example"
+    assert mail["subject"] == "Why most nurture drips stall"
+    assert "Hi Ada," in str(mail["text"])
+    assert mail["tags"] == {"sequence": "awareness", "content_id": "awareness-01-why-drips-stall"}
+    assert [r.content_id for r in ports.leads.sent] == ["awareness-01-why-drips-stall"]
+
+
+@pytest.mark.parametrize("event", ["Unsubscribed", "Email Complained"])
+def test_an_email_queued_before_an_opt_out_is_never_sent(service, ports, event) -> None:
+    request = _queued_email(service, ports)
+    service.receive([track(event, T0)], T0)
+    delivery = deliver(request, ports, fake_content(ports), T0)
+    assert delivery.outcome == "skipped"
+    assert ports.mailer.sent == []
+
+
+def test_a_broken_template_is_skipped_not_sent(service, ports, tmp_path) -> None:
+    request = _queued_email(service, ports)
+    broken = tmp_path / "content"
+    (broken / "emails").mkdir(parents=True)
+    (broken / "emails" / f"{request.content_id}.md").write_text(
+        "---\nid: x\nsequence: awareness\nsubject: Hi\n---\n{{ lead.first_name | nosuchfilter }}\n"
+    )
+    from nurture.content import CachedContent, FolderContent
+
+    delivery = deliver(request, ports, CachedContent(FolderContent(broken)), T0)
+    assert (delivery.outcome, delivery.reason) == ("skipped", "broken content")
+    assert ports.mailer.sent == []
+
+
+def test_an_email_for_a_sequence_the_lead_has_left_is_not_sent(service, ports) -> None:
+    request = _queued_email(service, ports)
+    stored = next(iter(ports.leads.items.values()))
+    ports.leads.items[stored.lead.lead_id] = replace(
+        stored, lead=stored.lead.model_copy(update={"stage": Stage.CONSIDERATION})
+    )
+    assert deliver(request, ports, fake_content(ports), T0).outcome == "skipped"
