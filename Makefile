@@ -3,7 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo local replay openapi synth test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,18 +12,36 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
+	$(BIN)/nurture demo --port 0
+
+local: $(BIN)/.installed
+	$(BIN)/nurture local --clock manual
+
+replay: $(BIN)/.installed
 	$(BIN)/nurture replay events/journeys/sample.jsonl --until 2026-06-30
+
+openapi: $(BIN)/.installed
+	$(BIN)/nurture openapi --output docs/openapi.json
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The CDK CLI pinned in package.json synthesizes through cdk.json (python3 -m infra.app), with cdk-nag
+# checks that fail the synth on any unacknowledged finding.
+synth: $(BIN)/.installed node_modules/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint synth
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.replay
 
 clean:
-	rm -rf $(VENV) cdk.out build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -89,7 +89,8 @@ class LocalStack:
         self.stream_arn = self.client("dynamodb").describe_table(TableName=c.EVENTS_TABLE)["Table"]["LatestStreamArn"]
         self.send_queue_url = env[c.ENV_SEND_QUEUE_URL]
         self.send_queue_arn = self.client("sqs").get_queue_attributes(
-            QueueUrl=self.send_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            QueueUrl=self.send_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
         self.tap_url = self.client("sqs").get_queue_url(QueueName=resources.BUS_TAP_QUEUE)["QueueUrl"]
         return self
 

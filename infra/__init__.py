@@ -1,0 +1,1 @@
+"""The AWS CDK app of the nurture engine: one stack composed of one construct per capability."""

@@ -1,0 +1,1 @@
+"""One construct per capability of the nurture engine, composed by `infra.stack.NurtureStack`."""

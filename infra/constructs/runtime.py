@@ -1,0 +1,105 @@
+"""The shared layer and the one way this app makes a Lambda function (`NurtureFunction`)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import paths
+from infra.layer_bundling import LayerBundling
+from infra.nag import acknowledge
+from nurture import constants as c
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+MEMORY_MB = 512
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+HANDLER = "handler.handler"
+
+
+class NurtureLayer(Construct):
+    """The `nurture` package and its runtime dependencies, built locally for python3.12 on arm64."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            description="nurture domain package with its runtime dependencies (python3.12, arm64)",
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            code=lambda_.Code.from_asset(
+                str(paths.LAYER_DIR),
+                # Hash the built output: the dependency list lives in pyproject.toml, outside the source.
+                asset_hash_type=cdk.AssetHashType.OUTPUT,
+                bundling=cdk.BundlingOptions(
+                    image=cdk.DockerImage.from_registry("unused"),
+                    local=LayerBundling(),
+                ),
+            ),
+        )
+
+
+class NurtureFunction(Construct):
+    """A nurture Lambda: python3.12 on arm64, the shared layer, powertools settings, X-Ray, its own role
+    (no managed policies) and its own log group with a retention."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        description: str,
+        layer: lambda_.ILayerVersion,
+        timeout: cdk.Duration,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"nurture {name} Lambda",
+        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(paths.FUNCTIONS_DIR / name), exclude=["__pycache__", "*.pyc"]),
+            layers=[layer],
+            role=self.role,
+            log_group=self.log_group,
+            memory_size=MEMORY_MB,
+            timeout=timeout,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+            },
+        )
+        acknowledge(
+            self.function,
+            "L1",
+            "Pinned to python3.12: the shared layer's compiled wheels (pydantic-core, PyYAML) are built "
+            "for cp312, and the runtime moves only together with the layer build.",
+        )
+        acknowledge(
+            self.role,
+            "IAM5",
+            "Resource::* only for actions that support no resource-level permissions: X-Ray "
+            "PutTraceSegments/PutTelemetryRecords (active tracing) and, on the stream consumer, "
+            "dynamodb:ListStreams (added by the event source). tests/infra pins that list.",
+            finding="Resource::*",
+        )
+
+    def grant(self, actions: list[str], resources: list[str]) -> None:
+        """Allow exactly `actions` on exactly `resources` (no wildcards) to this function's role."""
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))

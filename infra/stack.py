@@ -1,0 +1,101 @@
+"""The nurture engine on AWS: one stack composed of one construct per capability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.constructs.alerts import Alerts
+from infra.constructs.bus import Bus
+from infra.constructs.content import Content
+from infra.constructs.dispatch import Dispatch
+from infra.constructs.ingest import Ingest
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.runtime import NurtureFunction, NurtureLayer
+from infra.constructs.scoring import Scoring
+from infra.constructs.storage import Storage
+from nurture import constants as c
+
+
+class NurtureStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        from_address: str,
+        allowed_origins: list[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.layer = NurtureLayer(self, "Runtime").layer
+        self.storage = Storage(self, "Storage")
+        self.content = Content(self, "Content")
+        self.alerts = Alerts(self, "Alerts")
+        self.bus = Bus(self, "Bus")
+        self.ingest = Ingest(
+            self,
+            "Ingest",
+            layer=self.layer,
+            storage=self.storage,
+            content=self.content,
+            allowed_origins=allowed_origins,
+        )
+        self.dispatch = Dispatch(
+            self,
+            "Dispatch",
+            layer=self.layer,
+            storage=self.storage,
+            content=self.content,
+            event_bus=self.bus.event_bus,
+            from_address=from_address,
+        )
+        self.scoring = Scoring(
+            self,
+            "Scoring",
+            layer=self.layer,
+            storage=self.storage,
+            content=self.content,
+            event_bus=self.bus.event_bus,
+            send_queue=self.dispatch.queue,
+        )
+        self.functions: dict[str, NurtureFunction] = {
+            "ingest": self.ingest.handler,
+            "scorer": self.scoring.handler,
+            "dispatcher": self.dispatch.dispatcher,
+            "sender": self.dispatch.sender,
+        }
+        self._share_settings(from_address, allowed_origins)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            dead_letter_queues={"Send": self.dispatch.dlq, "Scorer": self.scoring.dlq},
+            functions={name.capitalize(): fn.function for name, fn in self.functions.items()},
+            stream_consumer=self.scoring.function,
+        )
+        cdk.CfnOutput(self, "ApiUrl", value=self.ingest.stage.url, description="Base URL of the v1 API")
+        cdk.CfnOutput(self, "ContentBucketName", value=self.content.bucket.bucket_name)
+        cdk.CfnOutput(self, "WriteKeysSecretArn", value=self.ingest.write_keys.secret_arn)
+        cdk.CfnOutput(self, "AlertsTopicArn", value=self.alerts.topic.topic_arn)
+
+    def _share_settings(self, from_address: str, allowed_origins: list[str]) -> None:
+        """Every function reads the one settings model (`nurture.settings`), so each gets every name.
+        Names and ARNs only: secret values stay in Secrets Manager."""
+        environment = {
+            c.ENV_EVENTS_TABLE: self.storage.events_table.table_name,
+            c.ENV_LEADS_TABLE: self.storage.leads_table.table_name,
+            c.ENV_IDEMPOTENCY_TABLE: self.storage.idempotency_table.table_name,
+            c.ENV_CONTENT_BUCKET: self.content.bucket.bucket_name,
+            c.ENV_EVENT_BUS: self.bus.event_bus.event_bus_name,
+            c.ENV_SEND_QUEUE_URL: self.dispatch.queue.queue_url,
+            c.ENV_SES_CONFIGURATION_SET: self.dispatch.configuration_set.configuration_set_name,
+            c.ENV_FROM_ADDRESS: from_address,
+            c.ENV_WRITE_KEYS_SECRET: self.ingest.write_keys.secret_arn,
+            c.ENV_ALLOWED_ORIGINS: ",".join(allowed_origins),
+            c.ENV_DUE_SHARDS: str(c.DUE_SHARDS),
+        }
+        for handler in self.functions.values():
+            for key, value in environment.items():
+                handler.function.add_environment(key, value)

@@ -1,0 +1,176 @@
+"""Least privilege: each function may do exactly its job, on exactly its resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.stack import NurtureStack
+from nurture import constants as c
+from tests.infra.conftest import FROM_ADDRESS
+from tests.infra.support import Statement, actions_on, allowed, logical_id, statements_of_role
+
+FUNCTIONS = ("ingest", "scorer", "dispatcher", "sender")
+# The only actions allowed on "*": none of them supports resource-level permissions.
+NO_RESOURCE_LEVEL_PERMISSIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dynamodb:ListStreams"}
+SES_ARN = "arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>"
+
+
+def _statements(template_json: dict[str, Any], stack: NurtureStack, name: str) -> list[Statement]:
+    return statements_of_role(template_json, logical_id(stack.functions[name].role))
+
+
+def _arn(construct: Any) -> str:
+    return f"<{logical_id(construct)}.Arn>"
+
+
+def _object(stack: NurtureStack, key: str) -> str:
+    return f"{_arn(stack.content.bucket)}/{key}"
+
+
+def _index(stack: NurtureStack, index_name: str) -> str:
+    return f"{_arn(stack.storage.leads_table)}/index/{index_name}"
+
+
+def test_ingest_can_only_put_events_and_read_leads(template_json: dict[str, Any], stack: NurtureStack) -> None:
+    statements = _statements(template_json, stack, "ingest")
+
+    assert actions_on(statements, "dynamodb:") == {
+        "dynamodb:PutItem": {_arn(stack.storage.events_table)},
+        "dynamodb:GetItem": {_arn(stack.storage.leads_table)},
+        "dynamodb:Query": {_index(stack, c.LEADS_BY_EMAIL_INDEX)},
+    }
+    assert actions_on(statements, "s3:") == {"s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY)}}
+    assert actions_on(statements, "secretsmanager:") == {
+        "secretsmanager:GetSecretValue": {f"<{logical_id(stack.ingest.write_keys)}>"},
+        "secretsmanager:DescribeSecret": {f"<{logical_id(stack.ingest.write_keys)}>"},
+    }
+
+
+def test_scorer_reads_the_stream_and_events_and_writes_only_leads(
+    template_json: dict[str, Any], stack: NurtureStack
+) -> None:
+    grants = actions_on(_statements(template_json, stack, "scorer"), "dynamodb:")
+    events, leads = _arn(stack.storage.events_table), _arn(stack.storage.leads_table)
+    stream = f"<{logical_id(stack.storage.events_table)}.StreamArn>"
+
+    assert grants == {
+        "dynamodb:DescribeStream": {stream},
+        "dynamodb:GetRecords": {stream},
+        "dynamodb:GetShardIterator": {stream},
+        "dynamodb:ListStreams": {"*"},
+        "dynamodb:Query": {events},
+        "dynamodb:BatchGetItem": {leads},
+        "dynamodb:GetItem": {leads},
+        "dynamodb:PutItem": {leads},
+        "dynamodb:UpdateItem": {leads},
+        "dynamodb:DeleteItem": {leads},
+    }
+
+
+def test_scorer_publishes_changes_and_sends_and_reads_only_the_programme(
+    template_json: dict[str, Any], stack: NurtureStack
+) -> None:
+    statements = _statements(template_json, stack, "scorer")
+
+    assert allowed(statements)["events:PutEvents"] == {_arn(stack.bus.event_bus)}
+    assert allowed(statements)["sqs:SendMessage"] == {_arn(stack.dispatch.queue), _arn(stack.scoring.dlq)}
+    assert actions_on(statements, "s3:") == {"s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY)}}
+
+
+def test_dispatcher_can_only_query_the_due_index(template_json: dict[str, Any], stack: NurtureStack) -> None:
+    statements = _statements(template_json, stack, "dispatcher")
+
+    assert actions_on(statements, "dynamodb:") == {
+        "dynamodb:Query": {_index(stack, c.LEADS_DUE_INDEX)},
+        "dynamodb:GetItem": {_arn(stack.storage.leads_table)},
+        "dynamodb:PutItem": {_arn(stack.storage.leads_table)},
+        "dynamodb:UpdateItem": {_arn(stack.storage.leads_table)},
+    }
+    assert actions_on(statements, "s3:") == {"s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY)}}
+
+
+def test_dispatcher_queues_sends_and_announces_timeouts(template_json: dict[str, Any], stack: NurtureStack) -> None:
+    grants = allowed(_statements(template_json, stack, "dispatcher"))
+
+    assert grants["sqs:SendMessage"] == {_arn(stack.dispatch.queue)}
+    assert "sqs:ReceiveMessage" not in grants
+    assert grants["events:PutEvents"] == {_arn(stack.bus.event_bus)}
+
+
+def test_sender_sends_only_through_the_configuration_set_and_identity(
+    template_json: dict[str, Any], stack: NurtureStack
+) -> None:
+    grants = actions_on(_statements(template_json, stack, "sender"), "ses:")
+
+    assert grants == {
+        "ses:SendEmail": {
+            f"{SES_ARN}:configuration-set/{c.SES_CONFIGURATION_SET}",
+            f"{SES_ARN}:identity/{FROM_ADDRESS}",
+            f"{SES_ARN}:identity/{FROM_ADDRESS.rpartition('@')[2]}",
+        }
+    }
+
+
+def test_sender_consumes_the_queue_and_records_sends_once(template_json: dict[str, Any], stack: NurtureStack) -> None:
+    statements = _statements(template_json, stack, "sender")
+    leads, idempotency = _arn(stack.storage.leads_table), _arn(stack.storage.idempotency_table)
+
+    assert actions_on(statements, "dynamodb:") == {
+        "dynamodb:GetItem": {leads, idempotency},
+        "dynamodb:PutItem": {leads, idempotency},
+        "dynamodb:UpdateItem": {idempotency},
+        "dynamodb:DeleteItem": {idempotency},
+    }
+    assert allowed(statements)["sqs:ReceiveMessage"] == {_arn(stack.dispatch.queue)}
+    assert allowed(statements)["sqs:DeleteMessage"] == {_arn(stack.dispatch.queue)}
+    assert "events:PutEvents" not in allowed(statements)
+
+
+def test_sender_reads_only_emails(template_json: dict[str, Any], stack: NurtureStack) -> None:
+    statements = _statements(template_json, stack, "sender")
+
+    assert actions_on(statements, "s3:") == {
+        "s3:GetObject": {_object(stack, f"{c.CONTENT_EMAILS_PREFIX}*")},
+        "s3:ListBucket": {_arn(stack.content.bucket)},
+    }
+    [listing] = [s for s in statements if "s3:ListBucket" in s.actions]
+    assert listing.condition == {"StringLike": {"s3:prefix": [c.CONTENT_EMAILS_PREFIX, f"{c.CONTENT_EMAILS_PREFIX}*"]}}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_only_ingest_reads_a_secret(template_json: dict[str, Any], stack: NurtureStack, name: str) -> None:
+    secrets = allowed(_statements(template_json, stack, name)).get("secretsmanager:GetSecretValue", set())
+
+    assert secrets == ({f"<{logical_id(stack.ingest.write_keys)}>"} if name == "ingest" else set())
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_no_function_has_wildcard_actions(template_json: dict[str, Any], stack: NurtureStack, name: str) -> None:
+    actions = allowed(_statements(template_json, stack, name))
+
+    assert [action for action in actions if "*" in action] == []
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_only_actions_without_resource_level_permissions_use_a_wildcard_resource(
+    template_json: dict[str, Any], stack: NurtureStack, name: str
+) -> None:
+    on_anything = {
+        action for action, resources in allowed(_statements(template_json, stack, name)).items() if "*" in resources
+    }
+
+    assert on_anything <= NO_RESOURCE_LEVEL_PERMISSIONS
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_functions_have_their_own_role_without_managed_policies(
+    template_json: dict[str, Any], stack: NurtureStack, name: str
+) -> None:
+    role = template_json["Resources"][logical_id(stack.functions[name].role)]["Properties"]
+
+    assert "ManagedPolicyArns" not in role
+    assert allowed(_statements(template_json, stack, name))["logs:PutLogEvents"] == {
+        _arn(stack.functions[name].log_group)
+    }
