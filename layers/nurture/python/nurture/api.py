@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, Field
 
 from nurture import clock, wiring
-from nurture.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Batch, Problem, parse_body, read_messages
+from nurture.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Batch, Intake, Problem, parse_body, read_messages
 from nurture.journey import SentEmail, StageChange
 from nurture.messages import IdentifyMessage, LeadTraits, PageMessage, TrackMessage
 from nurture.observability import logger, metrics
@@ -145,12 +145,20 @@ def _write_key(headers: dict[str, str], body: Any) -> str | None:
     return body.get("writeKey") if isinstance(body, dict) and isinstance(body.get("writeKey"), str) else None
 
 
+def _same(given: str, secret: str) -> bool:
+    """Constant-time comparison; as bytes, because `compare_digest` refuses non-ASCII str (a 500, not a 401)."""
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
 def _known(key: str | None, keys: frozenset[str]) -> bool:
-    return key is not None and any(hmac.compare_digest(key, known) for known in keys)
+    return key is not None and any(_same(key, known) for known in keys)
 
 
 _INGEST_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: {"description": "Every message stored (or already stored)"},
+    200: {
+        "description": "Every message stored (or already stored)",
+        "content": {"application/json": {"model": IngestResult}},
+    },
     400: {
         "description": "Some messages were bad: each is named by index and field; the good ones were stored",
         "content": {"application/json": {"model": IngestResult}},
@@ -162,6 +170,11 @@ _INGEST_RESPONSES: dict[int, OpenAPIResponse] = {
     },
 }
 _ADMIN_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {"description": "The lead", "content": {"application/json": {"model": LeadView}}},
+    400: {
+        "description": "A bad query or path parameter, named in `errors`",
+        "content": {"application/json": {"model": ErrorBody}},
+    },
     401: {"description": "Missing or wrong admin credential", "content": {"application/json": {"model": ErrorBody}}},
     404: {"description": "No such lead", "content": {"application/json": {"model": ErrorBody}}},
 }
@@ -199,9 +212,8 @@ def build_app(write_keys: WriteKeys = secret_write_keys) -> APIGatewayHttpResolv
                 "missing or unknown write key: send it as the HTTP basic user, in X-Write-Key, "
                 "or as writeKey in the body"
             )
-        if isinstance(body, Problem):
-            raise ApiError("the body is not valid JSON", [body])
-        intake = read_messages(body, kind, clock.now())
+        # Not JSON gets the same 400 body as any other bad message, so a client reads one shape.
+        intake = Intake(problems=[body]) if isinstance(body, Problem) else read_messages(body, kind, clock.now())
         events = wiring.ports().events
         duplicates = sum(not events.put(stored) for stored in intake.accepted)
         metrics.add_metric(name="MessagesAccepted", unit="Count", value=len(intake.accepted))
@@ -213,26 +225,29 @@ def build_app(write_keys: WriteKeys = secret_write_keys) -> APIGatewayHttpResolv
         status = HTTPStatus.OK if result.success else HTTPStatus.BAD_REQUEST
         return Response(status_code=int(status), content_type=content_types.APPLICATION_JSON, body=result.model_dump())
 
-    for path, kind in (("/v1/track", "track"), ("/v1/page", "page"), ("/v1/identify", "identify"), ("/v1/batch", None)):
-
-        def route(kind: str | None = kind) -> Response[Any]:
+    def ingest_route(kind: str | None) -> Callable[[], Response[Any]]:
+        # A closure, not a default argument: powertools documents every parameter as a query parameter.
+        def route() -> Response[Any]:
             return ingest(kind)
 
         route.__name__ = f"ingest_{kind or 'batch'}"
+        return route
+
+    for path, kind in (("/v1/track", "track"), ("/v1/page", "page"), ("/v1/identify", "identify"), ("/v1/batch", None)):
         app.post(
             path,
             enable_validation=False,
             responses=_INGEST_RESPONSES,
             tags=["ingest"],
             summary=f"Record {'a batch of messages' if kind is None else f'one {kind} message'} (Segment spec)",
-        )(route)
+        )(ingest_route(kind))
 
     def require_admin(app: APIGatewayHttpResolver, next_middleware: Callable[..., Response[Any]]) -> Response[Any]:
         token = settings().admin_token
         event = app.current_event
-        if token is not None:  # the local stack: a bearer token
+        if token:  # the local stack: a bearer token (an empty one would let anyone in)
             given = event.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given, token):
+            if not _same(given, token):
                 raise Unauthorised("admin routes need the admin token as a bearer credential")
         elif not (event.request_context.authorizer and event.request_context.authorizer.iam):
             raise Unauthorised("admin routes need IAM authorisation")
@@ -303,6 +318,12 @@ def openapi_document() -> dict[str, Any]:
         .model_dump(mode="json", by_alias=True, exclude_none=True)
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    # powertools documents its own 422 and error schemas; this API answers a bad parameter with 400 and an ErrorBody.
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    for unused in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     for path, model in INGEST_BODIES.items():
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         schemas.update(schema.pop("$defs", {}))

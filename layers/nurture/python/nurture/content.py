@@ -80,7 +80,8 @@ def render(email: Email, traits: LeadTraits, sender: dict[str, str]) -> Rendered
     try:
         text = _ENVIRONMENT.from_string(email.body).render(lead=lead, sender=sender).strip()
         subject = _ENVIRONMENT.from_string(email.meta.subject).render(lead=lead, sender=sender).strip()
-    except TemplateError as error:
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
+        # Not only Jinja's errors: `{{ 1 / 0 }}` or a sandbox-capped `range` raise plain Python ones.
         raise ContentError(f"email {email.meta.id} does not render: {error}") from error
     if email.meta.cta != "none" and email.meta.cta_url:
         text += f"\n\n{email.meta.cta_label or 'Read more'}: {email.meta.cta_url}"

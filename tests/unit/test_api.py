@@ -1,0 +1,426 @@
+"""The public HTTP API (v1) as a client sees it: real-shaped API Gateway events in, status and body out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from nurture import clock, wiring
+from nurture.api import build_app
+from nurture.clock import ManualClock, SystemClock
+from nurture.constants import ENV_ALLOWED_ORIGINS, ENV_LOCAL_ADMIN_TOKEN
+from nurture.leads import LeadService
+from nurture.local.lambda_events import LocalContext, http_event
+from nurture.ports import Ports
+from nurture.settings import settings as nurture_settings
+from tests.fakes import FakeEvents, fake_content, fake_ports
+from tests.support import T0, identify, page, starter
+
+WRITE_KEY = "wk-test"
+ADMIN_TOKEN = "admin-token-test"
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+JSON = {"content-type": "application/json"}
+WITH_KEY = {**JSON, "x-write-key": WRITE_KEY}
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def call(
+    method: str,
+    path: str,
+    body: bytes | dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    query: str = "",
+) -> Reply:
+    """One request through the app exactly as API Gateway (HTTP API, payload 2.0) would deliver it."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
+    return deliver(http_event(method, path, query, headers or {}, raw, T0))
+
+
+def deliver(event: dict[str, Any]) -> Reply:
+    answer = build_app(lambda: frozenset({WRITE_KEY})).resolve(event, LocalContext("ingest"))
+    return Reply(answer["statusCode"], answer.get("headers", {}), json.loads(answer["body"] or "null"))
+
+
+def track_body(**fields: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": "u-ada", "event": "Case Study Downloaded", **fields}
+
+
+def stored(ports: Ports) -> list[dict[str, Any]]:
+    assert isinstance(ports.events, FakeEvents)
+    return [e.message.model_dump(by_alias=True, mode="json") for e in ports.events.items.values()]
+
+
+def fields_named(reply: Reply) -> list[tuple[int | None, str]]:
+    return [(e["index"], e["field"]) for e in reply.body["errors"]]
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    monkeypatch.delenv(ENV_LOCAL_ADMIN_TOKEN, raising=False)
+    monkeypatch.delenv(ENV_ALLOWED_ORIGINS, raising=False)
+    nurture_settings.cache_clear()
+    clock.use(ManualClock(T0))
+    yield
+    clock.use(SystemClock())
+    wiring.reset()
+
+
+@pytest.fixture
+def ports() -> Ports:
+    ports = fake_ports()
+    wiring.override(ports=ports, content=fake_content(ports))
+    return ports
+
+
+@pytest.fixture
+def admin_token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(ENV_LOCAL_ADMIN_TOKEN, ADMIN_TOKEN)
+    nurture_settings.cache_clear()
+    return ADMIN_TOKEN
+
+
+@pytest.fixture
+def lead_id(ports: Ports) -> str:
+    """Ada: read the pricing page anonymously, then identified herself; the first awareness email is due."""
+    service = LeadService(ports, starter())
+    found = service.receive(
+        [
+            page("/pricing", user=None, anonymous="a-ada"),
+            identify(user="u-ada", anonymous="a-ada", email="ada@northwind.example", company_size=240, seniority="vp"),
+        ],
+        T0,
+    )
+    service.tick(found, T0)
+    return found
+
+
+# --- write keys -----------------------------------------------------------------------------
+def _basic(user: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        pytest.param({**JSON, "authorization": _basic(WRITE_KEY)}, track_body(), id="http-basic-user"),
+        pytest.param({**JSON, "x-write-key": WRITE_KEY}, track_body(), id="x-write-key-header"),
+        pytest.param({"content-type": "text/plain"}, track_body(writeKey=WRITE_KEY), id="sendBeacon-body"),
+    ],
+)
+def test_a_write_key_is_accepted_each_way_segment_clients_send_it(ports, headers, body) -> None:
+    # When a track message arrives with the write key
+    reply = call("POST", "/v1/track", body, headers)
+    # Then it is stored
+    assert (reply.status, reply.body["accepted"]) == (200, 1)
+    assert [m["event"] for m in stored(ports)] == ["Case Study Downloaded"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        pytest.param(JSON, track_body(), id="no-key"),
+        pytest.param({**JSON, "x-write-key": "wk-stolen"}, track_body(), id="unknown-header"),
+        pytest.param({**JSON, "authorization": _basic("wk-stolen")}, track_body(), id="unknown-basic"),
+        pytest.param({**JSON, "authorization": "Basic %%%"}, track_body(), id="garbled-basic"),
+        pytest.param({"content-type": "text/plain"}, track_body(writeKey="wk-stolen"), id="unknown-in-body"),
+        pytest.param({**JSON, "x-write-key": "wk-tëst"}, track_body(), id="non-ascii-key"),
+    ],
+)
+def test_a_missing_or_unknown_write_key_is_401_and_stores_nothing(ports, headers, body) -> None:
+    reply = call("POST", "/v1/track", body, headers)
+    assert reply.status == 401
+    assert "write key" in reply.body["message"]
+    assert stored(ports) == []
+
+
+def test_a_batch_without_a_known_write_key_stores_none_of_its_messages(ports) -> None:
+    reply = call("POST", "/v1/batch", {"batch": [track_body(), track_body()], "writeKey": "wk-stolen"}, JSON)
+    assert reply.status == 401
+    assert stored(ports) == []
+
+
+# --- size limits ----------------------------------------------------------------------------
+def _padded(body: dict[str, Any], size: int) -> bytes:
+    """`body` with a property padded so the JSON is exactly `size` bytes."""
+    empty = json.dumps({**body, "properties": {"pad": ""}}).encode()
+    return json.dumps({**body, "properties": {"pad": "x" * (size - len(empty))}}).encode()
+
+
+def test_a_message_of_exactly_32_kb_is_accepted(ports) -> None:
+    reply = call("POST", "/v1/track", _padded(track_body(), 32 * 1024), WITH_KEY)
+    assert reply.status == 200
+
+
+def test_a_message_over_32_kb_is_413_and_stores_nothing(ports) -> None:
+    reply = call("POST", "/v1/track", _padded(track_body(), 32 * 1024 + 1), WITH_KEY)
+    assert reply.status == 413
+    assert "32,768" in reply.body["message"]
+    assert stored(ports) == []
+
+
+def test_a_batch_over_500_kb_is_413_and_stores_nothing(ports) -> None:
+    # Given twenty messages of 30 KB each: every one fine alone, 600 KB together
+    message = json.loads(_padded(track_body(), 30 * 1024))
+    batch = [{**message, "messageId": f"m-{i}"} for i in range(20)]
+    # When they are sent as one batch
+    reply = call("POST", "/v1/batch", {"batch": batch}, WITH_KEY)
+    # Then the whole batch is refused
+    assert reply.status == 413
+    assert "512,000" in reply.body["message"]
+    assert stored(ports) == []
+
+
+def test_a_message_over_32_kb_inside_a_batch_costs_only_itself(ports) -> None:
+    big = json.loads(_padded(track_body(messageId="m-big"), 33 * 1024))
+    reply = call("POST", "/v1/batch", {"batch": [track_body(messageId="m-ok"), big]}, WITH_KEY)
+    assert reply.status == 400
+    assert fields_named(reply) == [(1, "message")]
+    assert [m["messageId"] for m in stored(ports)] == ["m-ok"]
+
+
+# --- bad messages ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        pytest.param("/v1/track", {"type": "track", "userId": "u-ada"}, "event", id="track-without-event"),
+        pytest.param(
+            "/v1/identify", {"userId": "u-ada", "traits": {"email": "ada-at-northwind"}}, "traits.email", id="bad-email"
+        ),
+        pytest.param(
+            "/v1/identify", {"userId": "u-ada", "traits": {"country": "Germany"}}, "traits.country", id="bad-country"
+        ),
+        pytest.param("/v1/identify", track_body(), "type", id="track-sent-to-identify"),
+        pytest.param("/v1/page", {"userId": "u-ada", "timestamp": "last tuesday"}, "timestamp", id="bad-timestamp"),
+        pytest.param("/v1/page", {"userId": "u-ada", "properties": ["/pricing"]}, "properties", id="bad-properties"),
+        pytest.param("/v1/page", {"userId": {"id": 7}}, "userId", id="bad-user-id"),
+        pytest.param("/v1/page", {"properties": {"path": "/pricing"}}, "message", id="nobody-sent-it"),
+    ],
+)
+def test_a_bad_message_is_400_naming_the_field_and_stores_nothing(ports, path, body, field) -> None:
+    reply = call("POST", path, body, WITH_KEY)
+    assert reply.status == 400
+    assert fields_named(reply) == [(None, field)]
+    assert stored(ports) == []
+
+
+def test_a_message_with_two_bad_fields_names_both(ports) -> None:
+    reply = call("POST", "/v1/identify", {"userId": "u-ada", "traits": {"email": "nope", "country": "DEU"}}, WITH_KEY)
+    assert fields_named(reply) == [(None, "traits.email"), (None, "traits.country")]
+
+
+def test_a_body_that_is_not_json_is_400_in_the_same_shape_as_any_bad_message(ports) -> None:
+    reply = call("POST", "/v1/track", b"{'type': 'track'", WITH_KEY)
+    assert reply.status == 400
+    assert reply.body["success"] is False
+    assert fields_named(reply) == [(None, "body")]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+_instants = st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat())
+_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["track", "page", "identify", "alias"]) | _json,
+        "userId": st.text(max_size=5) | st.integers() | _json,
+        "anonymousId": st.text(max_size=5) | _json,
+        "messageId": st.text(max_size=5) | _json,
+        "event": st.text(max_size=5) | _json,
+        "timestamp": _instants | st.text(max_size=10) | _json,
+        "sentAt": _instants | _json,
+        "traits": st.fixed_dictionaries(
+            {}, optional={"email": st.emails() | _json, "country": st.text(max_size=3), "company": _json}
+        )
+        | _json,
+        "context": _json,
+        "properties": _json,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(["/v1/track", "/v1/page", "/v1/identify", "/v1/batch"]),
+    body=_fields | st.builds(lambda items, context: {"batch": items, "context": context}, st.lists(_fields), _json),
+)
+@example(path="/v1/track", body=track_body(timestamp="0001-01-01T00:00:00", sentAt="9999-12-31T00:00:00"))
+@example(path="/v1/page", body={"userId": "u-ada", "timestamp": "9999-12-31T23:59:59-12:00"})
+def test_no_body_a_client_sends_gets_a_server_error(path: str, body: dict[str, Any]) -> None:
+    ports = fake_ports()
+    wiring.override(ports=ports)
+    reply = call("POST", path, body, WITH_KEY)
+    assert reply.status in (200, 400)
+    assert len(stored(ports)) == reply.body["accepted"] - reply.body["duplicates"]
+
+
+# --- batches and duplicates -----------------------------------------------------------------
+def test_a_batch_with_good_and_bad_messages_stores_the_good_ones_and_names_the_bad_by_index(ports) -> None:
+    # Given a batch whose second and fourth messages are bad
+    batch = [
+        track_body(messageId="m-1"),
+        {"type": "track", "userId": "u-ada", "messageId": "m-2"},
+        {"type": "page", "userId": "u-ada", "messageId": "m-3"},
+        {"type": "alias", "userId": "u-ada", "messageId": "m-4"},
+    ]
+    # When it is sent
+    reply = call("POST", "/v1/batch", {"batch": batch}, WITH_KEY)
+    # Then the good ones are stored and the bad ones named by position
+    assert reply.status == 400
+    assert (reply.body["accepted"], reply.body["duplicates"]) == (2, 0)
+    assert fields_named(reply) == [(1, "event"), (3, "type")]
+    assert sorted(m["messageId"] for m in stored(ports)) == ["m-1", "m-3"]
+
+
+def test_a_retried_batch_is_stored_once_and_reported_as_duplicates(ports) -> None:
+    batch = {"batch": [track_body(messageId="m-1"), {"type": "page", "userId": "u-ada", "messageId": "m-2"}]}
+    first = call("POST", "/v1/batch", batch, WITH_KEY)
+    retry = call("POST", "/v1/batch", batch, WITH_KEY)
+    assert (first.status, first.body["accepted"], first.body["duplicates"]) == (200, 2, 0)
+    assert (retry.status, retry.body["accepted"], retry.body["duplicates"]) == (200, 2, 2)
+    assert len(stored(ports)) == 2
+
+
+def test_a_message_resent_with_the_same_message_id_is_a_duplicate(ports) -> None:
+    call("POST", "/v1/track", track_body(messageId="m-1"), WITH_KEY)
+    again = call("POST", "/v1/track", track_body(messageId="m-1", event="Something Else"), WITH_KEY)
+    assert (again.status, again.body["duplicates"]) == (200, 1)
+    assert [m["event"] for m in stored(ports)] == ["Case Study Downloaded"]
+
+
+# --- admin routes ---------------------------------------------------------------------------
+def test_an_admin_sees_a_leads_stage_scores_with_reasons_transitions_and_sends(admin_token, lead_id) -> None:
+    reply = call("GET", f"/v1/leads/{lead_id}", headers=ADMIN)
+    assert reply.status == 200
+    view = reply.body
+    assert (view["lead_id"], view["email"], view["stage"]) == (lead_id, "ada@northwind.example", "awareness")
+    assert view["intent"] == 30.0
+    assert [(c["rule"], c["points"]) for c in view["intent_explained"]] == [("pricing_page_visit", 30)]
+    assert (view["fit"], view["fit_explained"]) == (45, [["company size 240", 20], ["seniority vp", 25]])
+    assert [(t["from_stage"], t["to_stage"]) for t in view["transitions"]] == [(None, "awareness")]
+    assert [s["content_id"] for s in view["sends"]] == ["awareness-01-why-drips-stall"]
+
+
+def test_an_admin_finds_a_lead_by_email_whatever_its_case(admin_token, lead_id) -> None:
+    reply = call("GET", "/v1/leads", headers=ADMIN, query="email=Ada%40Northwind.example")
+    assert (reply.status, reply.body["lead_id"]) == (200, lead_id)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-credential"),
+        pytest.param({"authorization": "Bearer not-the-token"}, id="wrong-token"),
+        pytest.param({"authorization": "Bearer tökén"}, id="non-ascii-token"),
+        pytest.param({"authorization": _basic(WRITE_KEY)}, id="a-write-key"),
+    ],
+)
+def test_admin_routes_are_401_without_the_admin_token(admin_token, lead_id, headers) -> None:
+    by_id = call("GET", f"/v1/leads/{lead_id}", headers=headers)
+    by_email = call("GET", "/v1/leads", headers=headers, query="email=ada%40northwind.example")
+    assert (by_id.status, by_email.status) == (401, 401)
+    assert "lead_id" not in by_id.body
+    assert "lead_id" not in by_email.body
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        pytest.param("/v1/leads/0a1b2c3d", "", id="unknown-id"),
+        pytest.param("/v1/leads", "email=nobody%40northwind.example", id="unknown-email"),
+    ],
+)
+def test_an_unknown_lead_is_404(admin_token, lead_id, path, query) -> None:
+    reply = call("GET", path, headers=ADMIN, query=query)
+    assert reply.status == 404
+    assert reply.body["message"].startswith("no lead with that")
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        pytest.param("/v1/leads", "email=a", "email", id="email-too-short"),
+        pytest.param("/v1/leads", "email=" + "a" * 250 + "%40x.io", "email", id="email-too-long"),
+        pytest.param("/v1/leads", "", "email", id="email-missing"),
+        pytest.param("/v1/leads/not%20an%20id", "", "lead_id", id="lead-id-with-spaces"),
+    ],
+)
+def test_a_bad_admin_query_is_400_naming_the_parameter(admin_token, path, query, field) -> None:
+    reply = call("GET", path, headers=ADMIN, query=query)
+    assert reply.status == 400
+    assert [e["field"] for e in reply.body["errors"]] == [field]
+
+
+def _with_iam(event: dict[str, Any]) -> dict[str, Any]:
+    event["requestContext"]["authorizer"] = {
+        "iam": {"accessKey": "AKIA-TEST", "accountId": "123456789012", "userArn": "arn:aws:iam::123456789012:user/ops"}
+    }
+    return event
+
+
+def test_without_an_admin_token_configured_admin_routes_need_iam_authorisation(lead_id) -> None:
+    # Given no admin token in the environment (as in AWS)
+    unsigned = http_event("GET", f"/v1/leads/{lead_id}", "", ADMIN, b"", T0)
+    signed = _with_iam(http_event("GET", f"/v1/leads/{lead_id}", "", {}, b"", T0))
+    # Then a bearer token is not enough, and an IAM-authorised request gets through
+    assert deliver(unsigned).status == 401
+    assert deliver(signed).status == 200
+
+
+def test_an_empty_admin_token_does_not_open_the_admin_routes(monkeypatch, lead_id) -> None:
+    monkeypatch.setenv(ENV_LOCAL_ADMIN_TOKEN, "")
+    nurture_settings.cache_clear()
+    assert call("GET", f"/v1/leads/{lead_id}", headers={"authorization": "Bearer "}).status == 401
+
+
+# --- CORS -----------------------------------------------------------------------------------
+@pytest.fixture
+def origins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    configured = ["https://www.northstar.example", "https://app.northstar.example"]
+    monkeypatch.setenv(ENV_ALLOWED_ORIGINS, ", ".join(configured))
+    nurture_settings.cache_clear()
+    return configured
+
+
+def _preflight(origin: str) -> Reply:
+    headers = {
+        "origin": origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    return call("OPTIONS", "/v1/track", headers=headers)
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_preflight_from_a_configured_origin_is_allowed(ports, origins, which: int) -> None:
+    reply = _preflight(origins[which])
+    assert reply.headers.get("Access-Control-Allow-Origin") == origins[which]
+
+
+def test_a_preflight_from_any_other_origin_is_not_allowed(ports, origins) -> None:
+    reply = _preflight("https://evil.example")
+    assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+def test_a_beacon_from_a_configured_origin_can_read_the_answer(ports, origins) -> None:
+    reply = call(
+        "POST", "/v1/track", track_body(writeKey=WRITE_KEY), {"content-type": "text/plain", "origin": origins[0]}
+    )
+    assert reply.status == 200
+    assert reply.headers.get("Access-Control-Allow-Origin") == origins[0]
