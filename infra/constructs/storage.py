@@ -61,13 +61,13 @@ class Storage(Construct):
         self.leads_table.add_global_secondary_index(
             index_name=c.LEADS_BY_EMAIL_INDEX,
             partition_key=_string(c.LEADS_EMAIL_ATTRIBUTE),
-            projection_type=dynamodb.ProjectionType.ALL,
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.leads_table.add_global_secondary_index(
             index_name=c.LEADS_DUE_INDEX,
             partition_key=_string(c.LEADS_DUE_SHARD_ATTRIBUTE),
             sort_key=_string(c.LEADS_DUE_AT_ATTRIBUTE),
-            projection_type=dynamodb.ProjectionType.ALL,
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.idempotency_table = dynamodb.Table(
             self,

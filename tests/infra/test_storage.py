@@ -61,11 +61,16 @@ def test_leads_table_finds_leads_by_email_and_by_due_time(resources: dict[str, A
     assert {c.LEADS_EMAIL_ATTRIBUTE, c.LEADS_DUE_SHARD_ATTRIBUTE, c.LEADS_DUE_AT_ATTRIBUTE} <= string_attributes
 
 
-def test_due_index_carries_the_whole_lead_for_the_dispatcher(resources: dict[str, Any]) -> None:
+def test_lead_indexes_hold_keys_only_so_a_lead_write_is_not_copied_twice(resources: dict[str, Any]) -> None:
+    # The dispatcher and the email lookup read the lead itself (consistently) before acting on it;
+    # the indexes only say which leads, so projecting the lead's state would double every write.
     leads = _table(resources, c.LEADS_TABLE)
 
-    [due] = [index for index in leads["GlobalSecondaryIndexes"] if index["IndexName"] == c.LEADS_DUE_INDEX]
-    assert due["Projection"] == {"ProjectionType": "ALL"}
+    projections = {index["IndexName"]: index["Projection"] for index in leads["GlobalSecondaryIndexes"]}
+    assert projections == {
+        c.LEADS_DUE_INDEX: {"ProjectionType": "KEYS_ONLY"},
+        c.LEADS_BY_EMAIL_INDEX: {"ProjectionType": "KEYS_ONLY"},
+    }
 
 
 def test_idempotency_table_uses_the_powertools_schema(resources: dict[str, Any]) -> None:
