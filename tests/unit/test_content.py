@@ -215,3 +215,32 @@ def test_within_the_recheck_interval_the_source_is_not_asked_at_all() -> None:
     source.edit(NOTE, _email_file("Second"))
     assert content.email("note").meta.subject == "First"
     assert source.checks == 1
+
+
+def test_a_broken_programme_edit_keeps_the_last_good_programme_running() -> None:
+    # Given a running engine with a good programme
+    source = CountingSource({CONTENT_PROGRAMME_KEY: starter_yaml()})
+    content = CachedContent(source, recheck_seconds=0)
+    good = content.programme()
+    # When a marketer uploads a programme with a mistake
+    source.edit(CONTENT_PROGRAMME_KEY, starter_yaml().replace("cadence_days: 14", "cadence_days: -14"))
+    # Then the engine keeps the last good one (and does not re-parse the broken file on every call)
+    assert content.programme() is good
+    assert content.programme() is good
+    assert source.full_reads == 2
+    # And the fix takes effect as soon as it is uploaded
+    source.edit(CONTENT_PROGRAMME_KEY, starter_yaml().replace("points: 30", "points: 35"))
+    assert content.programme().rules_by_id["pricing_page_visit"].points == 35
+
+
+def test_a_broken_programme_with_no_good_one_before_it_fails_loudly() -> None:
+    from nurture.programme import ProgrammeError
+
+    source = CountingSource({CONTENT_PROGRAMME_KEY: "name: [unclosed"})
+    with pytest.raises(ProgrammeError):
+        CachedContent(source, recheck_seconds=0).programme()
+
+
+def test_a_trait_the_lead_has_not_given_renders_as_nothing_not_none() -> None:
+    rendered = render(email_with("Hello {{ lead.first_name }}, from {{ lead.company }}."), LeadTraits(), SENDER)
+    assert rendered.text == "Hello , from ."

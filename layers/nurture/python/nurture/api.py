@@ -29,7 +29,7 @@ from nurture.messages import IdentifyMessage, LeadTraits, PageMessage, TrackMess
 from nurture.observability import logger, metrics
 from nurture.ports import StoredLead
 from nurture.programme import Programme, Stage
-from nurture.scoring import contributions, fit_score
+from nurture.scoring import Contribution, contributions, fit_score
 from nurture.settings import settings
 
 API_TITLE = "Nurture engine API"
@@ -72,16 +72,6 @@ class ErrorBody(BaseModel):
     errors: list[Problem] = Field(default_factory=list)
 
 
-class Contribution(BaseModel):
-    rule: str
-    label: str
-    message_id: str
-    at: datetime
-    points: int
-    weight: float
-    value: float
-
-
 class LeadView(BaseModel):
     """What sales and marketing see of a lead: where it is, why, and what we know."""
 
@@ -103,9 +93,7 @@ class LeadView(BaseModel):
 def lead_view(stored: StoredLead, programme: Programme, now: datetime) -> LeadView:
     lead = stored.lead
     fit = fit_score(lead.traits, programme)
-    explained = [
-        Contribution(**c.model_dump(), value=round(c.value, 2)) for c in contributions(lead.signals, programme, now)
-    ]
+    explained = contributions(lead.signals, programme, now)
     return LeadView(
         lead_id=lead.lead_id,
         email=lead.email,

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_PROGRAMME_KEY
 from nurture.messages import LeadTraits
+from nurture.observability import logger, metrics
 from nurture.ports import ContentSource
-from nurture.programme import Programme, Stage, load_programme
+from nurture.programme import Programme, ProgrammeError, Stage, load_programme
 
 RECHECK_SECONDS = 30.0
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.DOTALL)
@@ -71,7 +72,10 @@ def parse_email(text: str, source: str) -> Email:
     return Email(meta=meta, body=match.group(2))
 
 
-_ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# A field the lead has not told us renders as nothing, never as "None".
+_ENVIRONMENT = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, finalize=lambda value: "" if value is None else value
+)
 
 
 def render(email: Email, traits: LeadTraits, sender: dict[str, str]) -> RenderedEmail:
@@ -120,7 +124,17 @@ class CachedContent:
                 self._cache[key] = (cached[0], cached[1], time.monotonic())
                 return cached[1]
             text, etag = fresh
-            parsed = parse(text)
+            try:
+                parsed = parse(text)
+            except (ProgrammeError, ContentError):
+                if cached is None:
+                    raise
+                # A broken edit must not stop the engine: keep the last good version, say so loudly,
+                # and look again at the next re-check (the marketer's fix will have a new ETag).
+                metrics.add_metric(name="ContentRejected", unit="Count", value=1)
+                logger.exception("content rejected; still using the last good version", extra={"key": key})
+                self._cache[key] = (etag, cached[1], time.monotonic())
+                return cached[1]
             self._cache[key] = (etag, parsed, time.monotonic())
             return parsed
 

