@@ -2,6 +2,9 @@
 # each creates .venv and installs the pinned dependencies on first use.
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The machines run Node 20; jsii (under aws-cdk-lib) prints a large end-of-life banner for it on
+# every synth. It is harmless (ENVIRONMENT.md), so silence it for Node 20 only.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: demo local replay openapi synth test lint bench clean
 
