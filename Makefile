@@ -43,8 +43,12 @@ lint: $(BIN)/.installed
 test: lint synth
 	$(BIN)/python -m pytest
 
+# Benchmarks print their figures and record them in docs/benchmarks.md (a few minutes in all).
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.replay
+	$(BIN)/python -m tests.bench.dispatch
+	$(BIN)/python -m tests.bench.pipeline
+	$(BIN)/python -m tests.bench.imports
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -6,6 +6,7 @@ They also count requests and can fail on demand, so tests can show what happens 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -21,13 +22,15 @@ from tests.support import ROOT
 class FakeEvents:
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], StoredEvent] = {}
+        self._lock = threading.Lock()  # the API stores a batch's events concurrently
 
     def put(self, event: StoredEvent) -> bool:
         key = (event.profile_id, event.message_id)
-        if key in self.items:
-            return False
-        self.items[key] = event
-        return True
+        with self._lock:
+            if key in self.items:
+                return False
+            self.items[key] = event
+            return True
 
     def for_profiles(self, profile_ids: Iterable[str]) -> list[StoredEvent]:
         wanted = set(profile_ids)
@@ -118,8 +121,10 @@ class FakeBus:
 @dataclass
 class FakeQueue:
     queued: list[SendRequest] = field(default_factory=list)
+    calls: int = 0
 
     def enqueue(self, requests: Sequence[SendRequest]) -> None:
+        self.calls += 1
         self.queued += requests
 
 

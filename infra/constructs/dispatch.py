@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.content import Content
-from infra.constructs.runtime import NurtureFunction
+from infra.constructs.runtime import DLQ_RETENTION, NurtureFunction, private_queue
 from infra.constructs.storage import IDEMPOTENCY_ACTIONS, Storage
 from infra.nag import acknowledge, arn_placeholder
 from nurture import constants as c
@@ -26,7 +26,6 @@ SEND_MAX_RECEIVE_COUNT = 3
 SEND_BATCH_SIZE = 10
 # Caps parallel senders, and so the SES send rate the sender can reach.
 SENDER_MAX_CONCURRENCY = 5
-DLQ_RETENTION = cdk.Duration.days(14)
 SIGNING_KEY_LENGTH = 64
 
 
@@ -74,20 +73,11 @@ class Dispatch(Construct):
         self._create_sender(layer, storage, content, from_address)
 
     def _create_send_queue(self) -> None:
-        self.dlq = sqs.Queue(
-            self,
-            "SendDlq",
-            queue_name=c.SEND_DLQ,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        self.queue = sqs.Queue(
+        self.dlq = private_queue(self, "SendDlq", c.SEND_DLQ, retention_period=DLQ_RETENTION)
+        self.queue = private_queue(
             self,
             "SendQueue",
-            queue_name=c.SEND_QUEUE,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            c.SEND_QUEUE,
             visibility_timeout=SEND_QUEUE_VISIBILITY,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=SEND_MAX_RECEIVE_COUNT),
         )

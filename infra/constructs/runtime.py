@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import paths
@@ -18,6 +21,19 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 MEMORY_MB = 512
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 HANDLER = "handler.handler"
+DLQ_RETENTION = cdk.Duration.days(14)
+
+
+def private_queue(scope: Construct, construct_id: str, queue_name: str, **options: Any) -> sqs.Queue:
+    """Every queue of the app: encrypted at rest (SQS-managed keys) and reachable over TLS only."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        queue_name=queue_name,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        **options,
+    )
 
 
 class NurtureLayer(Construct):

@@ -10,7 +10,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.content import Content
-from infra.constructs.runtime import NurtureFunction
+from infra.constructs.runtime import DLQ_RETENTION, NurtureFunction, private_queue
 from infra.constructs.storage import Storage
 from infra.nag import acknowledge
 from nurture import constants as c
@@ -20,7 +20,6 @@ STREAM_RETRY_ATTEMPTS = 5
 # Past this age a failing record goes to the DLQ instead of holding up its shard: the event itself is
 # safe in the events table, and the lead can be rebuilt from it.
 STREAM_MAX_RECORD_AGE = cdk.Duration.hours(6)
-DLQ_RETENTION = cdk.Duration.days(14)
 
 
 class Scoring(Construct):
@@ -36,14 +35,7 @@ class Scoring(Construct):
         send_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dlq = sqs.Queue(
-            self,
-            "Dlq",
-            queue_name=c.SCORER_DLQ,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
+        self.dlq = private_queue(self, "Dlq", c.SCORER_DLQ, retention_period=DLQ_RETENTION)
         acknowledge(
             self.dlq,
             "SQS3",

@@ -424,3 +424,16 @@ def test_a_beacon_from_a_configured_origin_can_read_the_answer(ports, origins) -
     )
     assert reply.status == 200
     assert reply.headers.get("Access-Control-Allow-Origin") == origins[0]
+
+
+def test_a_batch_that_repeats_a_message_id_stores_it_once(ports: Ports) -> None:
+    # Given a batch whose messages are stored concurrently, one of them twice
+    message = {"type": "track", "userId": "u-1", "messageId": "same", "event": "Demo Requested"}
+    others = [
+        {"type": "page", "userId": "u-1", "messageId": f"p-{n}", "properties": {"path": "/blog/a"}} for n in range(40)
+    ]
+    reply = call("POST", "/v1/batch", {"batch": [message, *others, message]}, {"x-write-key": WRITE_KEY})
+    # Then the repeat is stored once and counted as a duplicate
+    assert reply.status == 200
+    assert (reply.body["accepted"], reply.body["duplicates"]) == (42, 1)
+    assert len(stored(ports)) == 41

@@ -217,3 +217,31 @@ def test_an_email_for_a_sequence_the_lead_has_left_is_not_sent(service, ports) -
         stored, lead=stored.lead.model_copy(update={"stage": Stage.CONSIDERATION})
     )
     assert deliver(request, ports, fake_content(ports), T0).outcome == "skipped"
+
+
+def test_one_dispatcher_run_queues_all_its_sends_together(service, ports) -> None:
+    # Given 25 new leads whose first emails are due
+    for n in range(25):
+        service.receive([identify(T0, user=f"u-{n}")], T0)
+    queue: FakeQueue = ports.queue
+    queue.calls = 0
+    # When the dispatcher runs
+    dispatch(service, T0)
+    # Then the 25 sends went out in one publish (the SQS adapter sends ten per request), and no lead
+    # is left with unpublished effects
+    assert (queue.calls, len(queue.queued)) == (1, 25)
+    assert all(stored.outbox == () for stored in ports.leads.items.values())
+
+
+def test_sends_held_for_a_batch_stay_in_the_outbox_when_publishing_fails(service, ports, monkeypatch) -> None:
+    for n in range(3):
+        service.receive([identify(T0, user=f"u-{n}")], T0)
+
+    def unavailable(requests):
+        raise RuntimeError("SQS is unavailable")
+
+    monkeypatch.setattr(ports.queue, "enqueue", unavailable)
+    with pytest.raises(RuntimeError):
+        dispatch(service, T0)
+    # The leads recorded their sends, and the sends wait in their outboxes for the next writer
+    assert all([e.kind for e in stored.outbox] == ["send"] for stored in ports.leads.items.values())

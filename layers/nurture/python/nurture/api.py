@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import cache
 from http import HTTPStatus
@@ -27,12 +28,13 @@ from nurture.ingest import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Batch, Intake, Pr
 from nurture.journey import SentEmail, StageChange
 from nurture.messages import IdentifyMessage, LeadTraits, PageMessage, TrackMessage
 from nurture.observability import logger, metrics
-from nurture.ports import StoredLead
+from nurture.ports import EventStore, StoredEvent, StoredLead
 from nurture.programme import Programme, Stage
 from nurture.scoring import Contribution, contributions, fit_score
 from nurture.settings import settings
 
 API_TITLE = "Nurture engine API"
+STORE_CONCURRENCY = 16  # within the DynamoDB client's connection pool (nurture.aws)
 API_VERSION = "1.0.0"
 WriteKeys = Callable[[], frozenset[str]]
 
@@ -109,6 +111,15 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime) -> LeadVi
         sends=list(lead.sent),
         next_action_at=lead.next_action_at(programme),
     )
+
+
+def store_all(events: EventStore, accepted: list[StoredEvent]) -> list[bool]:
+    """Store each event (True when new). A full batch is thousands of conditional puts: run them
+    concurrently, or a 500 KB batch alone would take most of the Lambda's timeout."""
+    if len(accepted) <= 1:
+        return [events.put(stored) for stored in accepted]
+    with ThreadPoolExecutor(max_workers=STORE_CONCURRENCY) as pool:
+        return list(pool.map(events.put, accepted))
 
 
 def secret_write_keys() -> frozenset[str]:
@@ -202,8 +213,7 @@ def build_app(write_keys: WriteKeys = secret_write_keys) -> APIGatewayHttpResolv
             )
         # Not JSON gets the same 400 body as any other bad message, so a client reads one shape.
         intake = Intake(problems=[body]) if isinstance(body, Problem) else read_messages(body, kind, clock.now())
-        events = wiring.ports().events
-        duplicates = sum(not events.put(stored) for stored in intake.accepted)
+        duplicates = sum(not new for new in store_all(wiring.ports().events, intake.accepted))
         metrics.add_metric(name="MessagesAccepted", unit="Count", value=len(intake.accepted))
         metrics.add_metric(name="MessagesRejected", unit="Count", value=len(intake.problems))
         metrics.add_metric(name="DuplicateMessages", unit="Count", value=duplicates)

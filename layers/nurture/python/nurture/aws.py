@@ -11,7 +11,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
+# A pool large enough for the ingest API's concurrent writes of a batch (nurture.api.STORE_CONCURRENCY).
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10, max_pool_connections=32
+)
 
 
 @cache

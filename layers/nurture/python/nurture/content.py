@@ -13,12 +13,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_PROGRAMME_KEY
@@ -26,6 +25,9 @@ from nurture.messages import LeadTraits
 from nurture.observability import logger, metrics
 from nurture.ports import ContentSource
 from nurture.programme import Programme, ProgrammeError, Stage, load_programme
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 RECHECK_SECONDS = 30.0
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.DOTALL)
@@ -72,18 +74,27 @@ def parse_email(text: str, source: str) -> Email:
     return Email(meta=meta, body=match.group(2))
 
 
-# A field the lead has not told us renders as nothing, never as "None".
-_ENVIRONMENT = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, finalize=lambda value: "" if value is None else value
-)
+@cache
+def _environment() -> SandboxedEnvironment:
+    # Imported here, not at the top: only the sender renders, so only its cold start pays for Jinja2.
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    # A field the lead has not told us renders as nothing, never as "None".
+    return SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, finalize=lambda value: "" if value is None else value
+    )
 
 
 def render(email: Email, traits: LeadTraits, sender: dict[str, str]) -> RenderedEmail:
     """Render an email for one lead. Raises ContentError rather than send a broken one."""
+    from jinja2 import TemplateError
+
     lead = traits.model_dump(exclude={"email"})
+    environment = _environment()
     try:
-        text = _ENVIRONMENT.from_string(email.body).render(lead=lead, sender=sender).strip()
-        subject = _ENVIRONMENT.from_string(email.meta.subject).render(lead=lead, sender=sender).strip()
+        text = environment.from_string(email.body).render(lead=lead, sender=sender).strip()
+        subject = environment.from_string(email.meta.subject).render(lead=lead, sender=sender).strip()
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
         # Not only Jinja's errors: `{{ 1 / 0 }}` or a sandbox-capped `range` raise plain Python ones.
         raise ContentError(f"email {email.meta.id} does not render: {error}") from error

@@ -7,6 +7,7 @@ service, which sends what is due (via the send queue) and applies timeouts.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,8 +30,9 @@ def dispatch(service: LeadService, now: datetime, time_left: Callable[[], float]
     picks up the rest, because those leads are still due."""
     report = DispatchReport()
     leads = service.ports.leads
-    for shard in range(service.ports.due_shards):
-        for lead_id in leads.due(shard, now):
+    due = itertools.chain.from_iterable(leads.due(shard, now) for shard in range(service.ports.due_shards))
+    with service.publishing_in_batches():  # sends go to SQS ten to a request, not one per lead
+        for lead_id in due:
             if time_left() < 10.0:
                 report.stopped_early = True
                 break

@@ -8,7 +8,8 @@ published, so a crash between the write and the publish loses nothing: the next 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from nurture.journey import Effect, JourneyInput, Lead, Send, Tick, merge, new_lead, step
@@ -24,6 +25,7 @@ class LeadService:
         self.ports = ports
         self.programme = programme
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
+        self._held: list[tuple[str, int, tuple[Effect, ...]]] | None = None
 
     def receive(self, messages: Sequence[Message], now: datetime) -> str:
         """Apply messages that share a profile to their lead (created, or merged, as needed). Returns its id."""
@@ -105,9 +107,27 @@ class LeadService:
         )
         self.ports.leads.save(after, before.version if before else None, new_profiles, absorbed)
         if after.outbox:
-            self.publish(after.outbox)
-            self.ports.leads.clear_outbox(lead.lead_id, after.version)
+            if self._held is not None:
+                self._held.append((lead.lead_id, after.version, after.outbox))
+            else:
+                self.publish(after.outbox)
+                self.ports.leads.clear_outbox(lead.lead_id, after.version)
         return after
+
+    @contextmanager
+    def publishing_in_batches(self) -> Iterator[None]:
+        """Hold the effects of every lead written in the block and publish them together at its end, in
+        full batches (the dispatcher ticks many leads a run). An outbox is cleared only after its effects
+        went out; if publishing fails, they stay in the outbox for the lead's next writer."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                self.publish([effect for _, _, outbox in held for effect in outbox])
+                for lead_id, version, _ in held:
+                    self.ports.leads.clear_outbox(lead_id, version)
 
     def publish(self, effects: Sequence[Effect]) -> None:
         sends = [SendRequest.of(e) for e in effects if isinstance(e, Send)]
