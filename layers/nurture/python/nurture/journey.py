@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from nurture.messages import BehaviourMessage, IdentifyMessage, LeadTraits, PageMessage, TrackMessage
-from nurture.programme import SEQUENCES, Programme, Stage
+from nurture.programme import Programme, Stage
 from nurture.schedule import next_send_time
 from nurture.scoring import Signal, fit_score, intent_score, matching_rules
 
@@ -415,20 +415,3 @@ class _Journey:
     def send_time(self, at: datetime) -> datetime:
         tz = ZoneInfo(self.lead.traits.timezone) if self.lead.traits.timezone else self.programme.timezone
         return next_send_time(at, [email.at for email in self.lead.sent], self.programme.schedule, tz)
-
-
-__all__ = [
-    "SEQUENCES",
-    "Effect",
-    "JourneyInput",
-    "Lead",
-    "Outcome",
-    "SalesAlert",
-    "SalesUpdate",
-    "Send",
-    "Tick",
-    "Transition",
-    "merge",
-    "new_lead",
-    "step",
-]
