@@ -48,6 +48,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.replay
 	$(BIN)/python -m tests.bench.dispatch
 	$(BIN)/python -m tests.bench.pipeline
+	$(BIN)/python -m tests.bench.batch
 	$(BIN)/python -m tests.bench.imports
 
 clean:
