@@ -14,7 +14,7 @@ def record(section: str, title: str, body: str) -> None:
     start, end = f"<!-- bench:{section} -->", f"<!-- /bench:{section} -->"
     stamp = (
         f"_Measured {datetime.now(UTC):%Y-%m-%d} on {platform.machine()}, Python "
-        f"{platform.python_version()}, by `{Path(__file__).parent.name}/{section}.py`._"
+        f"{platform.python_version()}, by `tests/bench/{section}.py`._"
     )
     block = f"{start}\n## {title}\n\n{stamp}\n\n{body.strip()}\n{end}"
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
