@@ -30,6 +30,7 @@ from nurture.dynamodb import LeadTable
 from nurture.engine import on_dispatch_grid
 from nurture.local import resources
 from nurture.local.lambda_events import LocalContext, scheduled_event, sqs_event, stream_event
+from nurture.observability import logger
 
 REPO = Path(__file__).resolve().parents[5]
 FUNCTIONS = REPO / "functions"
@@ -79,6 +80,8 @@ class LocalStack:
                 c.ENV_LOCAL_ADMIN_TOKEN: self.admin_token,
             }
         )
+        # The logger may exist already (it is built on import): apply the level here, not only in the env.
+        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         wiring.reset()
         env = resources.create(self.client, self.content_root, self.write_key)
         self._set_env(env)
