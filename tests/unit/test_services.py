@@ -245,3 +245,19 @@ def test_sends_held_for_a_batch_stay_in_the_outbox_when_publishing_fails(service
         dispatch(service, T0)
     # The leads recorded their sends, and the sends wait in their outboxes for the next writer
     assert all([e.kind for e in stored.outbox] == ["send"] for stored in ports.leads.items.values())
+
+
+def test_one_batch_joining_two_anonymous_histories_to_a_lead_merges_both(service, ports) -> None:
+    # Given two anonymous visitors (two devices) and a known lead
+    service.receive([page("/pricing", T0, user=None, anonymous="a-phone")], T0)
+    service.receive([page("/pricing/team", T0, user=None, anonymous="a-laptop")], T0)
+    service.receive([identify(T0, user="u-1")], T0)
+    # When one stream batch links both devices to the lead
+    events = _stored(identify(T0, user="u-1", anonymous="a-phone"), identify(T0, user="u-1", anonymous="a-laptop"))
+    scorer = CoalescingScorer(service, events, T0)
+    for event in events:
+        scorer.handle(event)
+    # Then one lead remains, with both histories
+    [stored] = ports.leads.items.values()
+    assert stored.profiles == {"u#u-1", "a#a-phone", "a#a-laptop"}
+    assert stored.lead.intent(starter(), T0) == 60

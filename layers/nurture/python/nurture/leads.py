@@ -28,9 +28,21 @@ class LeadService:
         self._held: list[tuple[str, int, tuple[Effect, ...]]] | None = None
 
     def receive(self, messages: Sequence[Message], now: datetime) -> str:
-        """Apply messages that share a profile to their lead (created, or merged, as needed). Returns its id."""
-        profiles = frozenset(p for m in messages for p in m.profile_ids)
+        """Apply messages that share a profile to their lead (created, or merged, as needed). Returns its id.
+
+        A message names at most two profiles (userId, anonymousId), so it joins at most two leads. Messages
+        are applied one profile set at a time, in time order, so a batch that links a lead to two anonymous
+        visitors folds them in one after the other. Usually all share one set: one read, one write."""
         ordered = sorted(messages, key=lambda m: (m.timestamp, m.message_id))
+        by_profiles: dict[tuple[str, ...], list[Message]] = {}
+        for message in ordered:
+            by_profiles.setdefault(message.profile_ids, []).append(message)
+        lead_id = ""
+        for group in by_profiles.values():
+            lead_id = self._receive_with_retries(group, frozenset(group[0].profile_ids), now)
+        return lead_id
+
+    def _receive_with_retries(self, ordered: Sequence[Message], profiles: frozenset[str], now: datetime) -> str:
         for _ in range(MAX_ATTEMPTS):
             links = self.ports.leads.leads_for(profiles)
             try:
@@ -65,7 +77,7 @@ class LeadService:
         )
         stored = self.ports.leads.get(linked[0]) if linked else None
         absorbed = self.ports.leads.get(linked[1]) if len(linked) > 1 else None
-        if len(linked) > len([x for x in (stored, absorbed) if x is not None]):
+        if (linked and stored is None) or (len(linked) > 1 and absorbed is None):
             raise Conflict("a linked lead vanished")  # merged away meanwhile: resolve the links again
         lead = stored.lead if stored else new_lead(self.new_id())
         known = stored.profiles if stored else frozenset()
