@@ -29,6 +29,8 @@ IMPLEMENTATION = "cp"
 # shadow the runtime's and could pair a botocore with a boto3 it was not released with, so the SDK stack
 # is neither requested (boto3) nor kept when another package pulls it in (aws-xray-sdk needs botocore).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"})
+# Subpackages of `nurture` that only the CLI and the local stack use: never shipped to Lambda.
+NOT_SHIPPED = ("tools",)
 # Bump when the way the cache is built changes, so old caches are not reused.
 CACHE_FORMAT = 1
 
@@ -132,7 +134,8 @@ def install_dependencies(requirements: list[str], cache_root: Path) -> Path:
 
 @jsii.implements(cdk.ILocalBundling)
 class LayerBundling:
-    """Local bundling of the layer: `<output>/python` holds the dependencies and the `nurture` package."""
+    """Local bundling of the layer: `<output>/python` holds the dependencies and the `nurture` package without
+    `nurture.tools` (the CLI and the local stack)."""
 
     def __init__(
         self,
@@ -152,5 +155,7 @@ class LayerBundling:
         shutil.copytree(dependencies, site, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
         destination = site / self._package_dir.name
         shutil.rmtree(destination, ignore_errors=True)
-        shutil.copytree(self._package_dir, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            self._package_dir, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *NOT_SHIPPED)
+        )
         return True

@@ -81,7 +81,7 @@ class NurtureStack(cdk.Stack):
         cdk.CfnOutput(self, "AlertsTopicArn", value=self.alerts.topic.topic_arn)
 
     def _share_settings(self, from_address: str, allowed_origins: list[str]) -> None:
-        """Every function reads the one settings model (`nurture.settings`), so each gets every name.
+        """Every function reads the one settings model (`nurture.runtime.settings`), so each gets every name.
         Names and ARNs only: secret values stay in Secrets Manager."""
         environment = {
             c.ENV_EVENTS_TABLE: self.storage.events_table.table_name,

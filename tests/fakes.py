@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from nurture.content import CachedContent, FolderContent
-from nurture.dynamodb import due_shard
-from nurture.journey import Effect
-from nurture.ports import Conflict, Ports, SendRequest, SentRecord, StoredEvent, StoredLead
+from nurture.adapters.content import FolderContent
+from nurture.adapters.dynamodb import due_shard
+from nurture.domain.journey import Effect
+from nurture.pipeline.content import CachedContent
+from nurture.pipeline.ports import Conflict, Ports, SendRequest, SentRecord, StoredEvent, StoredLead
 from tests.support import ROOT
 
 

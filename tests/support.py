@@ -9,9 +9,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from nurture.journey import Effect, JourneyInput, Lead, SalesAlert, Send, Tick, Transition, new_lead, step
-from nurture.messages import IdentifyMessage, PageMessage, TrackMessage
-from nurture.programme import Programme, load_programme
+from nurture.domain.journey import Effect, JourneyInput, Lead, SalesAlert, Send, Tick, Transition, new_lead, step
+from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage
+from nurture.domain.programme import Programme, load_programme
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTER = ROOT / "content" / "programme.yaml"

@@ -89,7 +89,9 @@ class NurtureFunction(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(paths.FUNCTIONS_DIR / name), exclude=["__pycache__", "*.pyc"]),
+            code=lambda_.Code.from_asset(
+                str(paths.FUNCTIONS_DIR / c.FUNCTION_DIRS[name]), exclude=["__pycache__", "*.pyc"]
+            ),
             layers=[layer],
             role=self.role,
             log_group=self.log_group,

@@ -11,9 +11,9 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from nurture.api import STORE_CONCURRENCY, store_all
-from nurture.ingest import MAX_BATCH_MESSAGES
-from nurture.ports import StoredEvent
+from nurture.api.resolver import STORE_CONCURRENCY, store_all
+from nurture.pipeline.ingest import MAX_BATCH_MESSAGES
+from nurture.pipeline.ports import StoredEvent
 from tests.bench.record import record
 from tests.fakes import FakeEvents
 from tests.support import page

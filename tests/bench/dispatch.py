@@ -1,6 +1,6 @@
 """What one dispatcher tick reads from DynamoDB: 10,000 leads of which 100 are due, against a full scan.
 
-The leads table is moto in-process (`mock_aws`), created from `nurture.local.resources.TABLES`; lead items
+The leads table is moto in-process (`mock_aws`), created from `nurture.tools.local.resources.TABLES`; lead items
 are written as `LeadTable` writes them. The dispatcher runs with the real `LeadTable` and in-memory queue,
 bus and mailer. Every DynamoDB response is counted by an after-call hook: requests, Query pages and the
 items they returned, GetItem calls and the items they returned, writes. A paginated Scan of the same table
@@ -26,13 +26,13 @@ import boto3
 from moto import mock_aws
 
 from nurture import constants as c
-from nurture.dispatch import dispatch
-from nurture.dynamodb import LeadTable, iso
-from nurture.journey import Tick, new_lead, step
-from nurture.leads import LeadService
-from nurture.local.resources import REGION, TABLES
-from nurture.ports import StoredLead
-from nurture.programme import Programme, Stage
+from nurture.adapters.dynamodb import LeadTable, iso
+from nurture.domain.journey import Tick, new_lead, step
+from nurture.domain.programme import Programme, Stage
+from nurture.pipeline.dispatch import dispatch
+from nurture.pipeline.leads import LeadService
+from nurture.pipeline.ports import StoredLead
+from nurture.tools.local.resources import REGION, TABLES
 from tests.bench.record import record
 from tests.fakes import FakeBus, FakeQueue, fake_ports
 from tests.support import identify, starter

@@ -27,7 +27,7 @@ from tests.bench.record import record
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
-HANDLERS = ("ingest", "scorer", "dispatcher", "sender")
+HANDLERS = tuple(c.FUNCTION_DIRS)
 RUNS = 5
 TOP = 5
 _LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
@@ -55,7 +55,7 @@ def lambda_env(name: str, tracing: bool) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_NAME": f"nurture-{name}",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
-        "LAMBDA_TASK_ROOT": str(FUNCTIONS / name) if name in HANDLERS else str(ROOT),
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS / c.FUNCTION_DIRS[name]) if name in HANDLERS else str(ROOT),
     }
     if not tracing:
         env["POWERTOOLS_TRACE_DISABLED"] = "true"
@@ -89,7 +89,7 @@ class Target:
 
     def __init__(self, name: str, tracing: bool) -> None:
         self.name = name
-        self.cwd = FUNCTIONS / name if name in HANDLERS else ROOT
+        self.cwd = FUNCTIONS / c.FUNCTION_DIRS[name] if name in HANDLERS else ROOT
         self.module = "handler" if name in HANDLERS else name
         self.env = lambda_env(name, tracing)
         self.startup = {m for _, _, _, m in importtime("pass", self.cwd, self.env)}
@@ -149,7 +149,7 @@ def main() -> None:
     )
     for name in (*HANDLERS, "boto3"):
         on, off, bare = targets[name, True], targets[name, False], boto3[True]
-        label = f"`functions/{name}/handler.py`" if name in HANDLERS else "bare `import boto3`"
+        label = f"`functions/{c.FUNCTION_DIRS[name]}/handler.py`" if name in HANDLERS else "bare `import boto3`"
         body += (
             f"| {label} | {on.wall_ms:.0f} ms | {on.wall_ms - bare.wall_ms:+.0f} ms | {on.cpu_ms:.0f} ms "
             f"| {on.cpu_ms - bare.cpu_ms:+.0f} ms | {on.importtime_ms:.0f} ms | {on.modules} "

@@ -33,12 +33,12 @@ import botocore.client
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
-from nurture import aws
-from nurture.ingest import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES
-from nurture.local.lambda_events import http_event
-from nurture.local.runtime import LocalStack
-from nurture.observability import logger
-from nurture.population import population
+from nurture.pipeline.ingest import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES
+from nurture.runtime import clients as aws
+from nurture.runtime.observability import logger
+from nurture.tools.local.lambda_events import http_event
+from nurture.tools.local.runtime import LocalStack
+from nurture.tools.population import population
 from tests.bench.record import record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -404,7 +404,8 @@ def report(calls: Calls, work: Work, outcome: dict[str, int], wall: float) -> st
         "workload",
         [
             (
-                f"leads (`nurture.population`, {HISTORY_DAYS} days of history before Mon {MONDAY:%Y-%m-%d %H:%M} UTC)",
+                f"leads (`nurture.tools.population`, {HISTORY_DAYS} days of history before "
+                f"Mon {MONDAY:%Y-%m-%d %H:%M} UTC)",
                 f"{LEADS}",
             ),
             ("messages accepted / duplicates", f"{accepted:,} / {work.duplicates:,}"),

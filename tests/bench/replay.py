@@ -12,10 +12,10 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
-from nurture.engine import Engine
-from nurture.journey import SalesAlert, Send, Transition
-from nurture.messages import segment_message
-from nurture.population import population
+from nurture.domain.journey import SalesAlert, Send, Transition
+from nurture.domain.messages import segment_message
+from nurture.tools.engine import Engine
+from nurture.tools.population import population
 from tests.bench.record import record
 from tests.support import starter
 

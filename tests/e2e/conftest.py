@@ -70,7 +70,7 @@ class Local:
 def local() -> Iterator[Local]:
     env = {**os.environ, "NURTURE_WRITE_KEY": "e2e-write-key", "NURTURE_ADMIN_TOKEN": "e2e-admin-token"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "nurture.cli", "local", "--clock", "manual", "--start", START, "--port", "0"],
+        [sys.executable, "-m", "nurture.tools.cli", "local", "--clock", "manual", "--start", START, "--port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 def test_the_demo_tells_each_buyers_story_and_nothing_else() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "nurture.cli", "demo", "--port", "0"],
+        [sys.executable, "-m", "nurture.tools.cli", "demo", "--port", "0"],
         cwd=ROOT,
         capture_output=True,
         text=True,

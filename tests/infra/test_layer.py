@@ -38,11 +38,14 @@ def test_layer_ships_aarch64_pydantic_core(layer_site: Path) -> None:
     assert int.from_bytes(header[18:20], "little") == EM_AARCH64
 
 
-def test_layer_ships_the_nurture_package_as_it_is_in_the_repo(layer_site: Path) -> None:
+def test_layer_ships_the_nurture_package_as_it_is_in_the_repo_without_the_tools(layer_site: Path) -> None:
     shipped = {p.relative_to(layer_site / "nurture") for p in (layer_site / "nurture").rglob("*.py")}
     source = {p.relative_to(paths.NURTURE_PACKAGE_DIR) for p in paths.NURTURE_PACKAGE_DIR.rglob("*.py")}
+    tools = {p for p in source if p.parts[0] == "tools"}
 
-    assert shipped == source
+    assert tools, "the CLI and the local stack live in nurture/tools"
+    assert shipped == source - tools
+    assert not (layer_site / "nurture" / "tools").exists()
     assert (layer_site / "nurture" / "constants.py").read_bytes() == (
         paths.NURTURE_PACKAGE_DIR / "constants.py"
     ).read_bytes()
@@ -75,6 +78,8 @@ def _package(root: Path, version: int) -> Path:
     (package / "__pycache__").mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text(f"VERSION = {version}\n")
     (package / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"stale")
+    (package / "tools").mkdir(exist_ok=True)
+    (package / "tools" / "cli.py").write_text("")
     return package
 
 
@@ -99,6 +104,7 @@ def test_layer_bundling_reuses_cached_dependencies_and_copies_fresh_nurture_code
         assert (out / "python" / "example" / "__init__.py").exists()
         assert (out / "python" / "nurture" / "__init__.py").read_text() == f"VERSION = {version}\n"
         assert not (out / "python" / "nurture" / "__pycache__").exists()
+        assert not (out / "python" / "nurture" / "tools").exists()
         assert not (out / "python" / ".complete").exists()
 
 

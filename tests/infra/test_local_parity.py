@@ -1,4 +1,4 @@
-"""`nurture local` creates its tables from `nurture.local.resources.TABLES`: they must be the deployed ones."""
+"""`nurture local` creates its tables from `nurture.tools.local.resources.TABLES`: they must be the deployed ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from nurture.local.resources import TABLES
+from nurture.tools.local.resources import TABLES
 from tests.infra.conftest import Synthesized
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nurture.local.runtime import LocalStack
+from nurture.tools.local.runtime import LocalStack
 from tests.support import ROOT
 
 WRITE_KEY = "local-write-key"

@@ -8,10 +8,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from nurture import aws
 from nurture import constants as c
-from nurture.local.lambda_events import http_event, sqs_event
-from nurture.local.runtime import LocalStack
+from nurture.runtime import clients as aws
+from nurture.tools.local.lambda_events import http_event, sqs_event
+from nurture.tools.local.runtime import LocalStack
 from tests.integration.conftest import WRITE_KEY
 from tests.support import ROOT
 

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from nurture import clock, wiring
-from nurture.api import build_app
-from nurture.clock import ManualClock, SystemClock
+from nurture.api.resolver import build_app
 from nurture.constants import ENV_ALLOWED_ORIGINS, ENV_LOCAL_ADMIN_TOKEN
-from nurture.leads import LeadService
-from nurture.local.lambda_events import LocalContext, http_event
-from nurture.ports import Ports
-from nurture.settings import settings as nurture_settings
+from nurture.pipeline.leads import LeadService
+from nurture.pipeline.ports import Ports
+from nurture.runtime import clock, wiring
+from nurture.runtime.clock import ManualClock, SystemClock
+from nurture.runtime.settings import settings as nurture_settings
+from nurture.tools.local.lambda_events import LocalContext, http_event
 from tests.fakes import FakeEvents, fake_content, fake_ports
 from tests.support import T0, identify, page, starter
 

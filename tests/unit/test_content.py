@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_PROGRAMME_KEY
-from nurture.content import CachedContent, ContentError, Email, EmailFrontMatter, parse_email, render
-from nurture.messages import LeadTraits
-from nurture.programme import SEQUENCES, Stage
-from nurture.sender import SENDER
+from nurture.domain.content import ContentError, Email, EmailFrontMatter, parse_email, render
+from nurture.domain.messages import LeadTraits
+from nurture.domain.programme import SEQUENCES, Stage
+from nurture.pipeline.content import CachedContent
+from nurture.pipeline.send import SENDER
 from tests.support import ROOT, starter, starter_yaml
 
 EMAILS = sorted((ROOT / "content" / "emails").glob("*.md"))
@@ -234,7 +235,7 @@ def test_a_broken_programme_edit_keeps_the_last_good_programme_running() -> None
 
 
 def test_a_broken_programme_with_no_good_one_before_it_fails_loudly() -> None:
-    from nurture.programme import ProgrammeError
+    from nurture.domain.programme import ProgrammeError
 
     source = CountingSource({CONTENT_PROGRAMME_KEY: "name: [unclosed"})
     with pytest.raises(ProgrammeError):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from nurture.ingest import MAX_BATCH_MESSAGES, Intake, read_messages
+from nurture.pipeline.ingest import MAX_BATCH_MESSAGES, Intake, read_messages
 from tests.support import T0
 
 RECEIVED = T0

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nurture.engine import Engine
-from nurture.journey import SalesUpdate, Tick
-from nurture.programme import Stage, load_programme
+from nurture.domain.journey import SalesUpdate, Tick
+from nurture.domain.programme import Stage, load_programme
+from nurture.tools.engine import Engine
 from tests.support import T0, Journey, days, identify, known_lead, page, starter, starter_yaml, track
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from nurture.api import openapi_document
-from nurture.cli import main as nurture
+from nurture.api.openapi import openapi_document
+from nurture.tools.cli import main as nurture
 from tests.support import ROOT
 
 COMMITTED = ROOT / "docs" / "openapi.json"

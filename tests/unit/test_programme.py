@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.cli import main
-from nurture.programme import ProgrammeError, Stage, load_programme
+from nurture.domain.programme import ProgrammeError, Stage, load_programme
+from nurture.tools.cli import main
 from tests.support import STARTER, starter, starter_yaml
 
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nurture.journey import Send, Tick, Transition, new_lead, step
-from nurture.programme import Stage
-from nurture.scoring import Signal, intent_score, matching_rules
+from nurture.domain.journey import Send, Tick, Transition, new_lead, step
+from nurture.domain.programme import Stage
+from nurture.domain.scoring import Signal, intent_score, matching_rules
 from tests.support import T0, Journey, identify, page, starter, track
 
 PATHS = [

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nurture.cli import main
+from nurture.tools.cli import main
 from tests.support import ROOT
 
 SAMPLE = ROOT / "events" / "journeys" / "sample.jsonl"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.messages import LeadTraits
-from nurture.programme import load_programme
-from nurture.scoring import Signal, contributions, fit_score, intent_score, matching_rules
+from nurture.domain.messages import LeadTraits
+from nurture.domain.programme import load_programme
+from nurture.domain.scoring import Signal, contributions, fit_score, intent_score, matching_rules
 from tests.support import T0, days, page, starter, starter_yaml, track
 
 

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from nurture.dispatch import dispatch
-from nurture.journey import SalesAlert, Transition
-from nurture.leads import LeadService
-from nurture.ports import Conflict, SendRequest, StoredEvent
-from nurture.programme import Stage
-from nurture.scorer import CoalescingScorer
-from nurture.sender import deliver
+from nurture.domain.journey import SalesAlert, Transition
+from nurture.domain.programme import Stage
+from nurture.pipeline.dispatch import dispatch
+from nurture.pipeline.leads import LeadService
+from nurture.pipeline.ports import Conflict, SendRequest, StoredEvent
+from nurture.pipeline.score import CoalescingScorer
+from nurture.pipeline.send import deliver
 from tests.fakes import FakeBus, FakeLeads, FakeMailer, FakeQueue, fake_content, fake_ports
 from tests.support import T0, days, identify, page, starter, track
 
@@ -203,7 +203,8 @@ def test_a_broken_template_is_skipped_not_sent(service, ports, tmp_path) -> None
     (broken / "emails" / f"{request.content_id}.md").write_text(
         "---\nid: x\nsequence: awareness\nsubject: Hi\n---\n{{ lead.first_name | nosuchfilter }}\n"
     )
-    from nurture.content import CachedContent, FolderContent
+    from nurture.adapters.content import FolderContent
+    from nurture.pipeline.content import CachedContent
 
     delivery = deliver(request, ports, CachedContent(FolderContent(broken)), T0)
     assert (delivery.outcome, delivery.reason) == ("skipped", "broken content")

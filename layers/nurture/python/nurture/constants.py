@@ -35,6 +35,15 @@ DUE_SHARDS = 16
 # Powertools idempotency records (sender and ingest batches).
 IDEMPOTENCY_TABLE = "nurture-idempotency"
 
+# --- Functions ------------------------------------------------------------------------------
+# Each Lambda's name and its folder under functions/, numbered in the order data flows through them.
+FUNCTION_DIRS = {
+    "ingest": "1_ingest",
+    "scorer": "2_scorer",
+    "dispatcher": "3_dispatcher",
+    "sender": "4_sender",
+}
+
 # --- Other resources ------------------------------------------------------------------------
 EVENT_BUS = "nurture"
 SEND_QUEUE = "nurture-send"

@@ -1,0 +1,298 @@
+"""DynamoDB adapters: the events table (source of truth) and the leads table (projection, links, sends).
+
+Every write that can race is conditional: an event is stored once per messageId, a lead is written
+only at the version it was read, and a profile is linked to one lead. Key layout: docs/dynamodb.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from nurture import constants as c
+from nurture.domain.journey import Lead
+from nurture.domain.messages import as_utc
+from nurture.domain.programme import Stage
+from nurture.pipeline.ports import Conflict, SentRecord, StoredEvent, StoredLead, effects_adapter
+
+_CONFLICTS = ("ConditionalCheckFailedException", "TransactionCanceledException")
+STATE = "STATE"
+LINK = "LINK"
+
+
+def lead_key(lead_id: str) -> dict[str, Any]:
+    return {c.LEADS_PK: {"S": f"LEAD#{lead_id}"}, c.LEADS_SK: {"S": STATE}}
+
+
+def profile_key(profile_id: str) -> dict[str, Any]:
+    return {c.LEADS_PK: {"S": f"PROFILE#{profile_id}"}, c.LEADS_SK: {"S": LINK}}
+
+
+def due_shard(lead_id: str, shards: int) -> str:
+    """Spread due leads over `shards` partitions of the due index, stably per lead."""
+    digest = hashlib.blake2b(lead_id.encode(), digest_size=4).digest()
+    return str(int.from_bytes(digest, "big") % shards)
+
+
+def iso(at: datetime) -> str:
+    return as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_conflict(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _CONFLICTS
+
+
+class EventTable:
+    """The events table: one item per accepted message, keyed by profile and messageId."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def put(self, event: StoredEvent) -> bool:
+        expires = event.received_at + timedelta(days=c.EVENTS_RETENTION_DAYS)
+        item = {
+            c.EVENTS_PK: {"S": event.profile_id},
+            c.EVENTS_SK: {"S": event.message_id},
+            "type": {"S": event.message.type},
+            "received_at": {"S": iso(event.received_at)},
+            "message": {"S": event.message.model_dump_json(by_alias=True, exclude_none=True)},
+            c.EVENTS_TTL_ATTRIBUTE: {"N": str(int(expires.timestamp()))},
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#sk)",
+                ExpressionAttributeNames={"#sk": c.EVENTS_SK},
+            )
+        except ClientError as error:
+            if _is_conflict(error):
+                return False  # a retry of a message we already have
+            raise
+        return True
+
+    def for_profiles(self, profile_ids: Iterable[str]) -> list[StoredEvent]:
+        events = []
+        paginator = self.client.get_paginator("query")
+        for profile_id in profile_ids:
+            for page in paginator.paginate(
+                TableName=self.table,
+                KeyConditionExpression="#pk = :pk",
+                ExpressionAttributeNames={"#pk": c.EVENTS_PK},
+                ExpressionAttributeValues={":pk": {"S": profile_id}},
+            ):
+                events += [stored_event(_plain(item)) for item in page["Items"]]
+        return events
+
+
+def stored_event(image: Mapping[str, Any]) -> StoredEvent:
+    """An events-table item, deserialised (as in a stream record's NewImage), back to the stored event."""
+    return StoredEvent.model_validate(
+        {
+            "profile_id": image[c.EVENTS_PK],
+            "message": json.loads(image["message"]),
+            "received_at": image["received_at"],
+        }
+    )
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """`{"S": "x"}` attribute values to plain values (event items hold only strings and numbers)."""
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+class LeadTable:
+    """The leads table: lead state items, profile links and send records."""
+
+    def __init__(self, client: Any, table: str, due_shards: int = c.DUE_SHARDS) -> None:
+        self.client = client
+        self.table = table
+        self.due_shards = due_shards
+
+    def get(self, lead_id: str) -> StoredLead | None:
+        item = self.client.get_item(TableName=self.table, Key=lead_key(lead_id), ConsistentRead=True).get("Item")
+        return _stored_lead(item) if item else None
+
+    def find_by_email(self, email: str) -> StoredLead | None:
+        found = self.client.query(
+            TableName=self.table,
+            IndexName=c.LEADS_BY_EMAIL_INDEX,
+            KeyConditionExpression="#e = :e",
+            ExpressionAttributeNames={"#e": c.LEADS_EMAIL_ATTRIBUTE},
+            ExpressionAttributeValues={":e": {"S": email.strip().lower()}},
+            Limit=1,
+        )["Items"]
+        return self.get(found[0][c.LEADS_PK]["S"].removeprefix("LEAD#")) if found else None
+
+    def leads_for(self, profile_ids: Iterable[str]) -> dict[str, str]:
+        keys = [profile_key(p) for p in dict.fromkeys(profile_ids)]
+        links: dict[str, str] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                answer = self.client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self.table, []):
+                    links[item[c.LEADS_PK]["S"].removeprefix("PROFILE#")] = item["lead_id"]["S"]
+                request = answer.get("UnprocessedKeys") or {}
+        return links
+
+    def save(
+        self,
+        stored: StoredLead,
+        expected_version: int | None,
+        new_profiles: frozenset[str] = frozenset(),
+        absorbed: StoredLead | None = None,
+    ) -> None:
+        put = {"TableName": self.table, "Item": self._item(stored)}
+        if expected_version is None:
+            put |= {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": c.LEADS_PK}}
+        else:
+            put |= {
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
+            }
+        try:
+            if not new_profiles and absorbed is None:
+                self.client.put_item(**put)
+                return
+            items: list[dict[str, Any]] = [{"Put": put}]
+            for profile in sorted(new_profiles):
+                link = {
+                    "TableName": self.table,
+                    "Item": {**profile_key(profile), "lead_id": {"S": stored.lead.lead_id}},
+                }
+                if absorbed is None or profile not in absorbed.profiles:
+                    link |= {
+                        "ConditionExpression": "attribute_not_exists(#pk) OR lead_id = :id",
+                        "ExpressionAttributeNames": {"#pk": c.LEADS_PK},
+                        "ExpressionAttributeValues": {":id": {"S": stored.lead.lead_id}},
+                    }
+                items.append({"Put": link})
+            if absorbed is not None:
+                items.append(
+                    {
+                        "Delete": {
+                            "TableName": self.table,
+                            "Key": lead_key(absorbed.lead.lead_id),
+                            "ConditionExpression": "#v = :v",
+                            "ExpressionAttributeNames": {"#v": "version"},
+                            "ExpressionAttributeValues": {":v": {"N": str(absorbed.version)}},
+                        }
+                    }
+                )
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if _is_conflict(error):
+                raise Conflict(stored.lead.lead_id) from error
+            raise
+
+    def clear_outbox(self, lead_id: str, version: int) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=lead_key(lead_id),
+                UpdateExpression="REMOVE outbox",
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":v": {"N": str(version)}},
+            )
+        except ClientError as error:
+            if not _is_conflict(error):
+                raise
+            # A newer write exists; whoever reads it publishes what is left in its outbox.
+
+    def due(self, shard: int, now: datetime) -> Iterator[str]:
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            IndexName=c.LEADS_DUE_INDEX,
+            KeyConditionExpression="#s = :s AND #d <= :now",
+            ExpressionAttributeNames={"#s": c.LEADS_DUE_SHARD_ATTRIBUTE, "#d": c.LEADS_DUE_AT_ATTRIBUTE},
+            ExpressionAttributeValues={":s": {"S": str(shard)}, ":now": {"S": iso(now)}},
+        ):
+            for item in page["Items"]:
+                yield item[c.LEADS_PK]["S"].removeprefix("LEAD#")
+
+    def next_due(self, shard: int) -> datetime | None:
+        """The earliest next action in a shard (the local stack uses it to skip idle ticks)."""
+        items = self.client.query(
+            TableName=self.table,
+            IndexName=c.LEADS_DUE_INDEX,
+            KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": c.LEADS_DUE_SHARD_ATTRIBUTE},
+            ExpressionAttributeValues={":s": {"S": str(shard)}},
+            Limit=1,
+            ScanIndexForward=True,
+        )["Items"]
+        return datetime.fromisoformat(items[0][c.LEADS_DUE_AT_ATTRIBUTE]["S"]) if items else None
+
+    def record_send(self, record: SentRecord) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                c.LEADS_PK: {"S": f"LEAD#{record.lead_id}"},
+                c.LEADS_SK: {"S": f"SEND#{record.sequence.value}#{record.content_id}"},
+                "subject": {"S": record.subject},
+                "sent_at": {"S": iso(record.sent_at)},
+                "provider_id": {"S": record.provider_id},
+            },
+        )
+
+    def sends(self) -> list[SentRecord]:
+        """Every send record (a scan: the local stack's outbox and tests only, never a Lambda)."""
+        records = []
+        for page in self.client.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression="begins_with(#sk, :send)",
+            ExpressionAttributeNames={"#sk": c.LEADS_SK},
+            ExpressionAttributeValues={":send": {"S": "SEND#"}},
+        ):
+            for item in page["Items"]:
+                _, sequence, content_id = item[c.LEADS_SK]["S"].split("#", 2)
+                records.append(
+                    SentRecord(
+                        lead_id=item[c.LEADS_PK]["S"].removeprefix("LEAD#"),
+                        sequence=Stage(sequence),
+                        content_id=content_id,
+                        subject=item["subject"]["S"],
+                        sent_at=datetime.fromisoformat(item["sent_at"]["S"]),
+                        provider_id=item["provider_id"]["S"],
+                    )
+                )
+        return sorted(records, key=lambda r: r.sent_at)
+
+    def _item(self, stored: StoredLead) -> dict[str, Any]:
+        lead = stored.lead
+        item: dict[str, Any] = {
+            **lead_key(lead.lead_id),
+            "version": {"N": str(stored.version)},
+            "lead": {"S": lead.model_dump_json(exclude_defaults=True)},
+            "profiles": {"SS": sorted(stored.profiles)},
+        }
+        if stored.outbox:
+            item["outbox"] = {"S": effects_adapter.dump_json(list(stored.outbox)).decode()}
+        if lead.email:
+            item[c.LEADS_EMAIL_ATTRIBUTE] = {"S": lead.email}
+        if stored.due_at is not None:
+            item[c.LEADS_DUE_SHARD_ATTRIBUTE] = {"S": due_shard(lead.lead_id, self.due_shards)}
+            item[c.LEADS_DUE_AT_ATTRIBUTE] = {"S": iso(stored.due_at)}
+        return item
+
+
+def _stored_lead(item: dict[str, Any]) -> StoredLead:
+    outbox = effects_adapter.validate_json(item["outbox"]["S"]) if "outbox" in item else []
+    due_at = item.get(c.LEADS_DUE_AT_ATTRIBUTE)
+    return StoredLead(
+        lead=Lead.model_validate_json(item["lead"]["S"]),
+        version=int(item["version"]["N"]),
+        profiles=frozenset(item["profiles"]["SS"]),
+        outbox=tuple(outbox),
+        due_at=datetime.fromisoformat(due_at["S"]) if due_at else None,
+    )

@@ -1,0 +1,417 @@
+"""The journey state machine: (lead, input, programme, now) -> (new lead, effects).
+
+Inputs are Segment messages, clock ticks and sales updates; effects are stage transitions, emails
+to send and sales alerts. Pure: no I/O and no clock of its own, so a simulated year runs in
+milliseconds and the Lambdas, `nurture replay` and the local stack all share it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, PageMessage, TrackMessage
+from nurture.domain.programme import Programme, Stage
+from nurture.domain.schedule import next_send_time
+from nurture.domain.scoring import Signal, fit_score, intent_score, matching_rules
+
+UNSUBSCRIBED = "Unsubscribed"
+COMPLAINED = "Email Complained"
+BOUNCED = "Email Bounced"
+RECENT_MESSAGES_KEPT = 256
+_RANK = {Stage.AWARENESS: 0, Stage.CONSIDERATION: 1, Stage.DECISION: 2}
+# What sales needs to engage (DESIGN.md); an alert says which of these are still unknown.
+SALES_FIELDS = ("company_size", "seniority", "problem", "budget_authority", "timeline")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SentEmail(_Frozen):
+    sequence: Stage
+    content_id: str
+    at: datetime
+
+
+class StageChange(_Frozen):
+    from_stage: Stage | None
+    to_stage: Stage
+    reason: str
+    at: datetime
+    programme: str
+
+
+class Lead(_Frozen):
+    """A lead's state: a projection of its messages. Collections are tuples so copies can share them."""
+
+    lead_id: str
+    traits: LeadTraits = LeadTraits()
+    traits_at: datetime | None = None
+    stage: Stage | None = Field(default=None, description="None until the lead's email is known")
+    stage_entered_at: datetime | None = None
+    signals: tuple[Signal, ...] = ()
+    last_engagement_at: datetime | None = None
+    sent: tuple[SentEmail, ...] = ()
+    next_send_at: datetime | None = None
+    exhausted: bool = Field(default=False, description="Every email of the current sequence was sent")
+    history: tuple[StageChange, ...] = ()
+    sales_status: str | None = None
+    recent_messages: tuple[str, ...] = ()
+
+    @property
+    def email(self) -> str | None:
+        return self.traits.email
+
+    def intent(self, programme: Programme, now: datetime) -> float:
+        return intent_score(self.signals, programme, now)
+
+    def next_action_at(self, programme: Programme) -> datetime | None:
+        """When the dispatcher must next look at this lead (a send, a timeout or a suppression)."""
+        if self.stage is None or not self.stage.is_sequence or self.stage_entered_at is None:
+            return None
+        candidates = []
+        if self.next_send_at is not None and not self.exhausted:
+            candidates.append(self.next_send_at)
+        timeout_at = self.timeout_at(programme)
+        if timeout_at is not None:
+            candidates.append(timeout_at)
+        suppress_at = self.suppression_at(programme)
+        if suppress_at is not None:
+            candidates.append(suppress_at)
+        return min(candidates, default=None)
+
+    def timeout_at(self, programme: Programme) -> datetime | None:
+        assert self.stage is not None
+        assert self.stage_entered_at is not None
+        timeout = programme.sequence(self.stage).timeout
+        if timeout is None:
+            return None
+        start = self.stage_entered_at
+        if timeout.measured_from == "last_engagement" and self.last_engagement_at is not None:
+            start = max(start, self.last_engagement_at)
+        return start + timedelta(days=timeout.after_days)
+
+    def suppression_at(self, programme: Programme) -> datetime | None:
+        """Re-engagement's last word: one cadence after the final unanswered email."""
+        if self.stage is not Stage.RE_ENGAGEMENT or self.stage_entered_at is None:
+            return None
+        sequence = programme.sequences.re_engagement
+        limit = sequence.suppress_after_emails or len(sequence.emails)
+        sent_here = self.sent_in_current_sequence()
+        if len(sent_here) < limit and not self.exhausted:
+            return None
+        last = sent_here[-1].at if sent_here else self.stage_entered_at
+        return last + timedelta(days=sequence.cadence_days)
+
+    def sent_in_current_sequence(self) -> list[SentEmail]:
+        return [
+            email
+            for email in self.sent
+            if email.sequence == self.stage and self.stage_entered_at is not None and email.at >= self.stage_entered_at
+        ]
+
+
+class Transition(_Frozen):
+    kind: Literal["transition"] = "transition"
+    lead_id: str
+    from_stage: Stage | None
+    to_stage: Stage
+    reason: str
+    at: datetime
+    programme: str
+
+
+class Send(_Frozen):
+    kind: Literal["send"] = "send"
+    lead_id: str
+    sequence: Stage
+    content_id: str
+    step: int = Field(description="Position of the email in its sequence, from 1")
+    at: datetime
+
+
+class SalesAlert(_Frozen):
+    kind: Literal["alert"] = "alert"
+    lead_id: str
+    reason: str
+    at: datetime
+    stage: Stage
+    intent: float
+    fit: int
+    traits: LeadTraits
+    missing: tuple[str, ...] = Field(description="What sales needs that the lead has not told us yet")
+
+
+Effect = Transition | Send | SalesAlert
+
+
+class Tick(_Frozen):
+    """The clock moved on: apply timeouts and send what is due."""
+
+    kind: Literal["tick"] = "tick"
+
+
+class SalesUpdate(_Frozen):
+    """Sales took the lead: nurture email stops."""
+
+    kind: Literal["sales"] = "sales"
+    status: Literal["engaged", "demo_booked", "accepted"]
+
+
+JourneyInput = TrackMessage | PageMessage | IdentifyMessage | Tick | SalesUpdate
+
+
+class Outcome(_Frozen):
+    lead: Lead
+    effects: tuple[Effect, ...]
+    next_action_at: datetime | None
+
+
+def new_lead(lead_id: str) -> Lead:
+    return Lead(lead_id=lead_id)
+
+
+def step(lead: Lead, given: JourneyInput, programme: Programme, now: datetime) -> Outcome:
+    """Apply one input to a lead at `now`. Applying the same message twice changes nothing."""
+    journey = _Journey(lead, programme, now)
+    if isinstance(given, Tick):
+        journey.tick()
+    elif isinstance(given, SalesUpdate):
+        journey.sales(given)
+    elif journey.first_time(given.message_id):
+        if isinstance(given, IdentifyMessage):
+            journey.identify(given)
+        else:
+            journey.behaviour(given)
+    return Outcome(
+        lead=journey.lead,
+        effects=tuple(journey.effects),
+        next_action_at=journey.lead.next_action_at(programme),
+    )
+
+
+def merge(lead: Lead, anonymous: Lead) -> Lead:
+    """Fold an anonymous visitor's history into the lead they turned out to be."""
+    known = {signal.message_id for signal in lead.signals}
+    engagement = [t for t in (lead.last_engagement_at, anonymous.last_engagement_at) if t is not None]
+    return lead.model_copy(
+        update={
+            "signals": lead.signals + tuple(s for s in anonymous.signals if s.message_id not in known),
+            "last_engagement_at": max(engagement, default=None),
+            "traits": anonymous.traits.merged(lead.traits),
+            "recent_messages": (anonymous.recent_messages + lead.recent_messages)[-RECENT_MESSAGES_KEPT:],
+        }
+    )
+
+
+class _Journey:
+    """Builds one step's outcome: the lead as it evolves and the effects it emits."""
+
+    def __init__(self, lead: Lead, programme: Programme, now: datetime) -> None:
+        self.lead = lead
+        self.programme = programme
+        self.now = now
+        self.effects: list[Effect] = []
+
+    def update(self, **changes: object) -> None:
+        self.lead = self.lead.model_copy(update=changes)
+
+    def first_time(self, message_id: str) -> bool:
+        if message_id in self.lead.recent_messages or any(s.message_id == message_id for s in self.lead.signals):
+            return False
+        self.update(recent_messages=(*self.lead.recent_messages, message_id)[-RECENT_MESSAGES_KEPT:])
+        return True
+
+    @property
+    def intent(self) -> float:
+        return self.lead.intent(self.programme, self.now)
+
+    # --- inputs -------------------------------------------------------------------------------
+    def identify(self, message: IdentifyMessage) -> None:
+        lead = self.lead
+        if lead.traits_at is None or message.timestamp >= lead.traits_at:
+            self.update(traits=lead.traits.merged(message.traits), traits_at=message.timestamp)
+        else:  # an older identify only fills in what we do not know yet
+            self.update(traits=message.traits.merged(lead.traits))
+        self.settle()
+
+    def behaviour(self, message: BehaviourMessage) -> None:
+        rules = matching_rules(message, self.programme)
+        if rules:
+            self.update(
+                signals=(
+                    *self.lead.signals,
+                    Signal(message_id=message.message_id, at=message.timestamp, rules=rules),
+                )
+            )
+        engaged = not (isinstance(message, TrackMessage) and message.event in self.programme.intent.not_engagement)
+        if engaged and (self.lead.last_engagement_at is None or message.timestamp > self.lead.last_engagement_at):
+            self.update(last_engagement_at=message.timestamp)
+        if self.lead.stage is None:
+            return  # an anonymous visitor: the score grows quietly until we learn who they are
+        if isinstance(message, TrackMessage) and self.lifecycle(message):
+            return
+        by_id = self.programme.rules_by_id
+        route_to_sales = [by_id[r] for r in rules if by_id[r].route_to_sales]
+        if route_to_sales:
+            self.route_to_sales(route_to_sales[0].label)
+        elif engaged:
+            self.promote()
+
+    def sales(self, update: SalesUpdate) -> None:
+        self.update(sales_status=update.status)
+        if self.lead.stage is not None and self.lead.stage.is_sequence:
+            self.move(Stage.SALES_ENGAGED, f"sales update: {update.status.replace('_', ' ')}")
+
+    def tick(self) -> None:
+        stage = self.lead.stage
+        if stage is None or not stage.is_sequence:
+            return
+        timeout_at = self.lead.timeout_at(self.programme)
+        if timeout_at is not None and self.now >= timeout_at:
+            timeout = self.programme.sequence(stage).timeout
+            assert timeout is not None
+            self.move(Stage(timeout.to), self.timeout_reason(stage, timeout.after_days))
+        suppress_at = self.lead.suppression_at(self.programme)
+        if suppress_at is not None and self.now >= suppress_at:
+            count = len(self.lead.sent_in_current_sequence())
+            self.move(Stage.SUPPRESSED, f"{count} re-engagement emails without engagement")
+            return
+        if self.lead.next_send_at is not None and self.now >= self.lead.next_send_at and not self.lead.exhausted:
+            self.send()
+
+    # --- rules --------------------------------------------------------------------------------
+    def settle(self) -> None:
+        """After new traits: create the lead, or exclude (or re-include) it by fit."""
+        lead = self.lead
+        excluded_because = fit_score(lead.traits, self.programme).excluded_because
+        if lead.email is None:
+            return
+        if excluded_because is not None:
+            if lead.stage is not Stage.EXCLUDED:
+                self.move(Stage.EXCLUDED, excluded_because)
+        elif lead.stage is Stage.EXCLUDED:
+            self.move(self.programme.stage_for_intent(self.intent), "no longer matches an exclusion")
+        elif lead.stage is None:
+            intent = self.intent
+            self.move(self.programme.stage_for_intent(intent), f"new lead, intent {intent:.0f}")
+
+    def lifecycle(self, message: TrackMessage) -> bool:
+        """Opt-outs, complaints, hard bounces and demo bookings. True when the message was one."""
+        stage = self.lead.stage
+        if message.event in (UNSUBSCRIBED, COMPLAINED):
+            if stage not in (Stage.OPTED_OUT, Stage.EXCLUDED):
+                why = "unsubscribed" if message.event == UNSUBSCRIBED else "marked an email as spam"
+                self.move(Stage.OPTED_OUT, why)
+            return True
+        if message.event == BOUNCED:
+            permanent = str(message.properties.get("bounce_type", "")).lower() == "permanent"
+            if permanent and stage is not None and stage.is_sequence:
+                self.move(Stage.SUPPRESSED, "email address bounced permanently")
+            return True
+        if message.event in self.programme.sales_handoff.events:
+            if stage is not None and stage.is_sequence:
+                self.move(Stage.SALES_ENGAGED, message.event.lower())
+            return True
+        return False
+
+    def route_to_sales(self, label: str) -> None:
+        stage = self.lead.stage
+        if stage is Stage.EXCLUDED:
+            return
+        if stage in (Stage.AWARENESS, Stage.CONSIDERATION, Stage.RE_ENGAGEMENT):
+            self.move(Stage.DECISION, f"{label.lower()}: routed to sales", alert=False)
+        self.alert(label if stage is not Stage.OPTED_OUT else f"{label} (lead has opted out of email)")
+
+    def promote(self) -> None:
+        stage = self.lead.stage
+        intent = self.intent
+        target = self.programme.stage_for_intent(intent)
+        if stage is Stage.RE_ENGAGEMENT:
+            self.move(target, f"engaged again, intent {intent:.0f}")
+        elif stage in _RANK and _RANK[target] > _RANK[stage]:
+            threshold = getattr(self.programme.thresholds, target.value)
+            self.move(target, f"intent {intent:.0f} reached the {target.value} threshold ({threshold})")
+
+    @staticmethod
+    def timeout_reason(stage: Stage, days: int) -> str:
+        if stage is Stage.DECISION:
+            return f"{days} days without engagement"
+        return f"{days} days in {stage.value.replace('_', '-')}"
+
+    # --- effects ------------------------------------------------------------------------------
+    def move(self, to: Stage, reason: str, alert: bool = True) -> None:
+        lead = self.lead
+        self.effects.append(
+            Transition(
+                lead_id=lead.lead_id,
+                from_stage=lead.stage,
+                to_stage=to,
+                reason=reason,
+                at=self.now,
+                programme=self.programme.revision,
+            )
+        )
+        change = StageChange(
+            from_stage=lead.stage, to_stage=to, reason=reason, at=self.now, programme=self.programme.revision
+        )
+        next_send_at = self.send_time(self.now) if to.is_sequence else None
+        already = {email.content_id for email in lead.sent}
+        exhausted = to.is_sequence and all(e in already for e in self.programme.sequence(to).emails)
+        self.update(
+            stage=to,
+            stage_entered_at=self.now,
+            exhausted=exhausted,
+            next_send_at=next_send_at,
+            history=(*lead.history, change),
+        )
+        if alert and to.is_sequence and self.programme.sequence(to).alert_sales_on_entry:
+            self.alert(reason)
+
+    def alert(self, reason: str) -> None:
+        lead = self.lead
+        assert lead.stage is not None
+        traits = lead.traits
+        self.effects.append(
+            SalesAlert(
+                lead_id=lead.lead_id,
+                reason=reason,
+                at=self.now,
+                stage=lead.stage,
+                intent=round(self.intent, 1),
+                fit=fit_score(traits, self.programme).score,
+                traits=traits,
+                missing=tuple(name for name in SALES_FIELDS if getattr(traits, name) is None),
+            )
+        )
+
+    def send(self) -> None:
+        lead = self.lead
+        assert lead.stage is not None
+        allowed = self.send_time(self.now)
+        if allowed > self.now:  # outside the window or over the frequency cap: try again then
+            self.update(next_send_at=allowed)
+            return
+        sequence = self.programme.sequence(lead.stage)
+        already = {email.content_id for email in lead.sent}
+        unsent = [(i, content_id) for i, content_id in enumerate(sequence.emails, 1) if content_id not in already]
+        if not unsent:
+            self.update(exhausted=True, next_send_at=None)
+            return
+        position, content_id = unsent[0]
+        self.effects.append(
+            Send(lead_id=lead.lead_id, sequence=lead.stage, content_id=content_id, step=position, at=self.now)
+        )
+        self.update(
+            sent=(*lead.sent, SentEmail(sequence=lead.stage, content_id=content_id, at=self.now)),
+            exhausted=len(unsent) == 1,
+        )
+        self.update(next_send_at=self.send_time(self.now + timedelta(days=sequence.cadence_days)))
+
+    def send_time(self, at: datetime) -> datetime:
+        tz = ZoneInfo(self.lead.traits.timezone) if self.lead.traits.timezone else self.programme.timezone
+        return next_send_time(at, [email.at for email in self.lead.sent], self.programme.schedule, tz)

@@ -1,0 +1,65 @@
+"""The programme and emails as the Lambdas read them: cached, keyed on the object's ETag.
+
+An edited programme takes effect on the next invocation without a deploy, and an unchanged one costs
+a conditional GET at most every 30 seconds. A broken edit never replaces the last good version.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_PROGRAMME_KEY
+from nurture.domain.content import ContentError, Email, parse_email
+from nurture.domain.programme import Programme, ProgrammeError, load_programme
+from nurture.pipeline.ports import ContentSource
+from nurture.runtime.observability import logger, metrics
+
+RECHECK_SECONDS = 30.0
+
+
+class CachedContent:
+    """Programme and emails from a content source, re-read only when their ETag changes."""
+
+    def __init__(self, source: ContentSource, recheck_seconds: float = RECHECK_SECONDS) -> None:
+        self.source = source
+        self.recheck_seconds = recheck_seconds
+        self._cache: dict[str, tuple[str, Any, float]] = {}  # key -> (etag, parsed, checked at)
+        self._lock = threading.Lock()
+
+    def programme(self) -> Programme:
+        programme: Programme = self._get(
+            CONTENT_PROGRAMME_KEY, lambda text: load_programme(text, CONTENT_PROGRAMME_KEY)
+        )
+        return programme
+
+    def email(self, content_id: str) -> Email:
+        key = f"{CONTENT_EMAILS_PREFIX}{content_id}.md"
+        email: Email = self._get(key, lambda text: parse_email(text, key))
+        return email
+
+    def _get(self, key: str, parse: Any) -> Any:
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and time.monotonic() - cached[2] < self.recheck_seconds:
+                return cached[1]
+            fresh = self.source.read(key, etag=cached[0] if cached else None)
+            if fresh is None:
+                assert cached is not None
+                self._cache[key] = (cached[0], cached[1], time.monotonic())
+                return cached[1]
+            text, etag = fresh
+            try:
+                parsed = parse(text)
+            except (ProgrammeError, ContentError):
+                if cached is None:
+                    raise
+                # A broken edit must not stop the engine: keep the last good version, say so loudly,
+                # and look again at the next re-check (the marketer's fix will have a new ETag).
+                metrics.add_metric(name="ContentRejected", unit="Count", value=1)
+                logger.exception("content rejected; still using the last good version", extra={"key": key})
+                self._cache[key] = (etag, cached[1], time.monotonic())
+                return cached[1]
+            self._cache[key] = (etag, parsed, time.monotonic())
+            return parsed

@@ -1,0 +1,148 @@
+"""The small interfaces the services depend on, and the records that cross them.
+
+DynamoDB, S3, SES, EventBridge and SQS implement these in `nurture.adapters`;
+the unit tests use in-memory fakes; the local stack uses the real adapters against moto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from nurture.domain.journey import Effect, Lead, Send
+from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage
+from nurture.domain.programme import Stage
+
+Message = TrackMessage | PageMessage | IdentifyMessage
+effects_adapter: TypeAdapter[list[Effect]] = TypeAdapter(list[Effect])
+
+
+class Conflict(Exception):
+    """Someone else changed the lead (or the link) since it was read: read again and retry."""
+
+
+class StoredEvent(BaseModel):
+    """One accepted message as kept in the events table: the source of truth for every score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    profile_id: str
+    message: Message
+    received_at: datetime
+
+    @property
+    def message_id(self) -> str:
+        return self.message.message_id
+
+
+@dataclass(frozen=True)
+class StoredLead:
+    lead: Lead
+    version: int
+    profiles: frozenset[str]
+    outbox: tuple[Effect, ...] = ()
+    due_at: datetime | None = None  # when the dispatcher must next look at the lead (the due index)
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    lead_id: str
+    sequence: Stage
+    content_id: str
+    subject: str
+    sent_at: datetime
+    provider_id: str
+
+
+class SendRequest(BaseModel):
+    """What the dispatcher asks the sender to do: one email, one lead, one step of one sequence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lead_id: str
+    sequence: Stage
+    content_id: str
+    step: int
+    due_at: datetime
+
+    @property
+    def key(self) -> str:
+        """At most one send per lead, sequence and email: the idempotency key."""
+        return f"{self.lead_id}/{self.sequence.value}/{self.content_id}"
+
+    @classmethod
+    def of(cls, send: Send) -> SendRequest:
+        return cls(
+            lead_id=send.lead_id, sequence=send.sequence, content_id=send.content_id, step=send.step, due_at=send.at
+        )
+
+
+class EventStore(Protocol):
+    def put(self, event: StoredEvent) -> bool:
+        """Store an event unless its messageId is already there. True when it was new."""
+
+    def for_profiles(self, profile_ids: Iterable[str]) -> list[StoredEvent]: ...
+
+
+class LeadStore(Protocol):
+    def get(self, lead_id: str) -> StoredLead | None: ...
+
+    def find_by_email(self, email: str) -> StoredLead | None: ...
+
+    def leads_for(self, profile_ids: Iterable[str]) -> dict[str, str]:
+        """Which lead each known profile (`u#…`/`a#…`) belongs to."""
+
+    def save(
+        self,
+        stored: StoredLead,
+        expected_version: int | None,
+        new_profiles: frozenset[str] = frozenset(),
+        absorbed: StoredLead | None = None,
+    ) -> None:
+        """Write the lead if nobody changed it since `expected_version` (None: it must not exist yet) and
+        link `new_profiles` to it; else raise Conflict. `absorbed`: an anonymous lead folded into this
+        one, deleted in the same transaction."""
+
+    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+
+    def due(self, shard: int, now: datetime) -> Iterator[str]:
+        """Ids of the leads in `shard` whose next action is at or before `now`, read from the due index."""
+
+    def record_send(self, record: SentRecord) -> None: ...
+
+    def sends(self) -> list[SentRecord]: ...
+
+
+class EventBus(Protocol):
+    def publish(self, effects: Sequence[Effect]) -> None: ...
+
+
+class SendQueue(Protocol):
+    def enqueue(self, requests: Sequence[SendRequest]) -> None: ...
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
+        """Send one email; returns the provider's message id."""
+
+
+class ContentSource(Protocol):
+    def read(self, key: str, etag: str | None = None) -> tuple[str, str] | None:
+        """The object's text and ETag, or None when `etag` still matches (unchanged)."""
+
+
+@dataclass
+class Ports:
+    """Everything a service may touch, injected so tests and the local stack can swap any of it."""
+
+    events: EventStore
+    leads: LeadStore
+    bus: EventBus
+    queue: SendQueue
+    mailer: Mailer
+    content: ContentSource
+    due_shards: int = 16

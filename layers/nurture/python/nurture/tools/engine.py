@@ -1,0 +1,107 @@
+"""An in-memory runtime for the journey: messages in time order, clock ticks in between.
+
+It is what `nurture replay` runs and the reference the AWS pipeline is tested against: identities
+are resolved the same way (anonymous history joins the lead on identify) and leads are ticked only
+when they are due, on the dispatcher's five-minute grid.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from nurture.constants import DISPATCH_SCHEDULE_MINUTES
+from nurture.domain.journey import Effect, JourneyInput, Lead, SalesUpdate, Tick, merge, new_lead, step
+from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage
+from nurture.domain.programme import Programme
+
+Message = TrackMessage | PageMessage | IdentifyMessage
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def on_dispatch_grid(at: datetime, minutes: int = DISPATCH_SCHEDULE_MINUTES) -> datetime:
+    """The first scheduled dispatcher tick at or after `at`."""
+    grid = timedelta(minutes=minutes)
+    ticks, remainder = divmod(at - _EPOCH, grid)
+    return _EPOCH + (ticks + (1 if remainder else 0)) * grid
+
+
+def lead_id_for(message: Message) -> str:
+    """A new lead's id: its userId, else its anonymousId."""
+    return message.user_id if message.user_id is not None else f"anon:{message.anonymous_id}"
+
+
+class Engine:
+    def __init__(self, programme: Programme) -> None:
+        self.programme = programme
+        self.leads: dict[str, Lead] = {}
+        self.profiles: dict[str, str] = {}
+        self.effects: list[Effect] = []
+        self.messages_applied = 0
+        self.ticks_applied = 0
+        self._due: list[tuple[datetime, str]] = []
+
+    def run(self, messages: Iterable[Message], until: datetime | None = None) -> list[Effect]:
+        """Apply messages in time order (ties keep their given order), then tick up to `until`."""
+        ordered = sorted(messages, key=lambda message: message.timestamp)
+        for message in ordered:
+            self.receive(message)
+        if until is not None:
+            self.advance(until)
+        return self.effects
+
+    def receive(self, message: Message) -> list[Effect]:
+        self.advance(message.timestamp)
+        lead = self._resolve(message)
+        self.messages_applied += 1
+        return self._apply(lead, message, message.timestamp)
+
+    def update_sales(self, lead_id: str, update: SalesUpdate, now: datetime) -> list[Effect]:
+        self.advance(now)
+        return self._apply(self.leads[lead_id], update, now)
+
+    def name_of(self, lead_id: str) -> str:
+        """How a person reading the timeline knows the lead: its userId, else its email."""
+        user_ids = [p[2:] for p, i in self.profiles.items() if i == lead_id and p.startswith("u#")]
+        return user_ids[0] if user_ids else (self.leads[lead_id].email or lead_id)
+
+    def advance(self, until: datetime) -> list[Effect]:
+        """Run every dispatcher tick due up to `until`, in time order."""
+        effects: list[Effect] = []
+        while self._due and self._due[0][0] <= until:
+            at, lead_id = heapq.heappop(self._due)
+            lead = self.leads[lead_id]
+            due = lead.next_action_at(self.programme)
+            if due is None or due > at:
+                continue  # superseded: the lead changed since this tick was planned
+            self.ticks_applied += 1
+            effects += self._apply(lead, Tick(), at)
+        return effects
+
+    def _apply(self, lead: Lead, given: JourneyInput, now: datetime) -> list[Effect]:
+        outcome = step(lead, given, self.programme, now)
+        self.leads[lead.lead_id] = outcome.lead
+        if outcome.next_action_at is not None:
+            # A tick never plans another tick at its own time, so a stuck lead cannot loop forever.
+            earliest = now + timedelta(minutes=DISPATCH_SCHEDULE_MINUTES) if isinstance(given, Tick) else now
+            heapq.heappush(self._due, (on_dispatch_grid(max(outcome.next_action_at, earliest)), lead.lead_id))
+        self.effects += outcome.effects
+        return list(outcome.effects)
+
+    def _resolve(self, message: Message) -> Lead:
+        """The lead a message belongs to; an identify joins an anonymous visitor's history to the lead."""
+        known = [self.profiles[p] for p in message.profile_ids if p in self.profiles]
+        if not known:
+            lead = new_lead(lead_id_for(message))
+            self.leads[lead.lead_id] = lead
+        else:
+            lead = self.leads[known[0]]
+            for other_id in known[1:]:
+                if other_id != lead.lead_id:
+                    lead = merge(lead, self.leads.pop(other_id))
+                    self.profiles = {p: lead.lead_id if i == other_id else i for p, i in self.profiles.items()}
+            self.leads[lead.lead_id] = lead
+        for profile in message.profile_ids:
+            self.profiles[profile] = lead.lead_id
+        return lead

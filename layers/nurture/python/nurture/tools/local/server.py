@@ -1,0 +1,146 @@
+"""The local stack's HTTP front door on 127.0.0.1: API Gateway for the v1 routes, plus `/_local/*` controls.
+
+`/_local/clock` and `/_local/drain` answer only when every effect of the work they ran is visible.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from nurture.tools.local.lambda_events import http_event
+from nurture.tools.local.runtime import LocalStack
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class LocalServer:
+    def __init__(self, stack: LocalStack, port: int) -> None:
+        self.stack = stack
+        handler = type("BoundHandler", (_Handler,), {"stack": stack})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalServer:
+        self._threads.append(threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True))
+        if self.stack.manual is None:  # a real clock: process continuously and tick on the five-minute grid
+            self._threads.append(threading.Thread(target=self._background, name="pump", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _background(self) -> None:
+        from nurture.tools.engine import on_dispatch_grid
+
+        next_tick = on_dispatch_grid(self.stack.now())
+        while not self._stopping.wait(0.5):
+            self.stack.drain()
+            if self.stack.now() >= next_tick:
+                self.stack.tick()
+                next_tick = on_dispatch_grid(self.stack.now() + timedelta(seconds=1))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    stack: LocalStack
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: the command prints what matters
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "the body is larger than 1 MB"})
+            return
+        body = self.rfile.read(length) if length else b""
+        try:
+            if url.path.startswith("/_local/"):
+                status, payload = self._local(method, url.path, body)
+                self._reply(status, payload)
+                return
+            event = http_event(
+                method,
+                url.path,
+                url.query,
+                dict(self.headers.items()),
+                body,
+                self.stack.now(),
+                source_ip=self.client_address[0],
+            )
+            response = self.stack.invoke("ingest", event)
+        except Exception as error:  # a bug, not bad input: say so rather than hang the client
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": f"local stack error: {error}"})
+            raise
+        raw = response.get("body") or ""
+        headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(values)
+        self._send(int(response["statusCode"]), raw.encode(), headers)
+
+    def _local(self, method: str, path: str, body: bytes) -> tuple[HTTPStatus, Any]:
+        stack = self.stack
+        if method == "GET" and path == "/_local/outbox":
+            return HTTPStatus.OK, stack.outbox()
+        if method == "GET" and path == "/_local/alerts":
+            return HTTPStatus.OK, stack.captured.alerts
+        if method == "GET" and path == "/_local/stage-changes":
+            return HTTPStatus.OK, stack.captured.stage_changes
+        if method == "POST" and path == "/_local/drain":
+            stack.drain()
+            return HTTPStatus.OK, {"now": stack.now().isoformat()}
+        if method == "POST" and path == "/_local/clock":
+            if stack.manual is None:
+                return HTTPStatus.CONFLICT, {"message": "the clock is real: start with --clock manual to move it"}
+            try:
+                request = json.loads(body or b"{}")
+                by = timedelta(days=float(request.get("advance_days", 0)), hours=float(request.get("advance_hours", 0)))
+            except (ValueError, TypeError, AttributeError):
+                return HTTPStatus.BAD_REQUEST, {"message": 'send {"advance_days": N} or {"advance_hours": N}'}
+            if by <= timedelta(0) or by > timedelta(days=3660):
+                return HTTPStatus.BAD_REQUEST, {"message": "advance by a positive amount of at most ten years"}
+            return HTTPStatus.OK, {"now": stack.advance(by).isoformat()}
+        return HTTPStatus.NOT_FOUND, {"message": f"no local route {method} {path}"}
+
+    def _reply(self, status: HTTPStatus, payload: Any) -> None:
+        self._send(int(status), json.dumps(payload, default=str).encode(), {"content-type": "application/json"})
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
