@@ -3,10 +3,10 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The machines run Node 20; jsii (under aws-cdk-lib) prints a large end-of-life banner for it on
-# every synth. It is harmless (ENVIRONMENT.md), so silence it for Node 20 only.
+# every synth. It is harmless (the CDK runs fine on Node 20), so silence it for Node 20 only.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: demo local replay openapi synth test lint bench clean
+.PHONY: demo local replay openapi synth test lint bench mutation clean
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,10 +35,13 @@ node_modules/.installed: package.json package-lock.json
 synth: $(BIN)/.installed node_modules/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth -q
 
+# mypy checks the package, infra/ and tests/ in one run, then each functions/*/handler.py in a run of its
+# own: all four are module `handler`, and one run cannot hold two modules of one name.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	for handler in functions/*/handler.py; do $(BIN)/mypy $$handler || exit 1; done
 	$(BIN)/lint-imports
 
 test: lint synth
@@ -51,6 +54,21 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.pipeline
 	$(BIN)/python -m tests.bench.batch
 	$(BIN)/python -m tests.bench.imports
+
+# Mutation testing of the modules that hold the guarantees ([tool.mutmut] in pyproject.toml; results and
+# survivors in docs/testing.md). About an hour on two cores, so neither `make test` nor CI runs it.
+# One module: make mutation MUTANTS='nurture.adapters.dynamodb*'
+MUTATION_DIR := build/mutation
+MUTATION_JOBS ?= 2
+MUTANTS ?=
+
+mutation: $(BIN)/.installed
+	$(BIN)/pip install --quiet mutmut==3.8.1
+	mkdir -p $(MUTATION_DIR)
+	cd $(MUTATION_DIR) && for path in pyproject.toml tests content events docs; do ln -sfn ../../$$path $$path; done \
+		&& ln -sfn ../../layers/nurture/python/nurture nurture
+	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(foreach m,$(MUTANTS),'$(m)')
+	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut results
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nurture.adapters.content import FolderContent
 from nurture.adapters.dynamodb import due_shard
+from nurture.constants import DUE_SHARDS
 from nurture.domain.journey import Effect
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.ports import Conflict, Ports, SendRequest, SentRecord, StoredEvent, StoredLead
@@ -40,7 +41,7 @@ class FakeEvents:
 
 @dataclass
 class FakeLeads:
-    due_shards: int = 16
+    due_shards: int = DUE_SHARDS
     items: dict[str, StoredLead] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     sent: list[SentRecord] = field(default_factory=list)
@@ -53,7 +54,8 @@ class FakeLeads:
         return self.items.get(lead_id)
 
     def find_by_email(self, email: str) -> StoredLead | None:
-        return next((s for s in self.items.values() if s.lead.email == email.lower()), None)
+        wanted = email.strip().lower()
+        return next((s for s in self.items.values() if s.lead.email == wanted), None)
 
     def leads_for(self, profile_ids: Iterable[str]) -> dict[str, str]:
         self.reads += 1
@@ -81,8 +83,9 @@ class FakeLeads:
         if owned_elsewhere:
             raise Conflict(lead_id)
         if absorbed is not None:
-            if self.items.get(absorbed.lead.lead_id, absorbed).version != absorbed.version:
-                raise Conflict(absorbed.lead.lead_id)
+            current_absorbed = self.items.get(absorbed.lead.lead_id)
+            if current_absorbed is None or current_absorbed.version != absorbed.version:
+                raise Conflict(absorbed.lead.lead_id)  # changed, or already merged into another lead
             self.items.pop(absorbed.lead.lead_id, None)
         self.writes += 1
         self.items[lead_id] = stored
@@ -103,9 +106,6 @@ class FakeLeads:
 
     def record_send(self, record: SentRecord) -> None:
         self.sent.append(record)
-
-    def sends(self) -> list[SentRecord]:
-        return list(self.sent)
 
 
 @dataclass

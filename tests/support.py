@@ -12,6 +12,7 @@ from typing import Any
 from nurture.domain.journey import Effect, JourneyInput, Lead, SalesAlert, Send, Tick, Transition, new_lead, step
 from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage
 from nurture.domain.programme import Programme, load_programme
+from nurture.pipeline.leads import LeadService
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTER = ROOT / "content" / "programme.yaml"
@@ -143,3 +144,17 @@ def known_lead(at: datetime = T0, **traits: Any) -> Journey:
     journey = Journey()
     journey.apply(identify(at, **traits))
     return journey
+
+
+def ada(service: LeadService) -> str:
+    """Ada: read the pricing page anonymously, then identified herself; the first awareness email is due.
+    Returns her lead id."""
+    found = service.receive(
+        [
+            page("/pricing", user=None, anonymous="a-ada"),
+            identify(user="u-ada", anonymous="a-ada", email="ada@northwind.example", company_size=240, seniority="vp"),
+        ],
+        T0,
+    )
+    service.tick(found, T0)
+    return found

@@ -7,6 +7,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nurture.api.resolver import app
 from nurture.runtime.observability import logger, metrics, tracer
+from nurture.runtime.settings import settings
+
+settings()  # a missing or invalid setting fails the cold start, naming its environment variable
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -11,6 +11,9 @@ from nurture.pipeline.dispatch import dispatch
 from nurture.pipeline.leads import LeadService
 from nurture.runtime import clock, wiring
 from nurture.runtime.observability import logger, metrics, tracer
+from nurture.runtime.settings import settings
+
+settings()  # a missing or invalid setting fails the cold start, naming its environment variable
 
 
 @logger.inject_lambda_context

@@ -1,4 +1,5 @@
-"""Sales alerts: the encrypted SNS topic that stage changes are announced on."""
+"""Sales alerts: the encrypted SNS topic for sales. Nothing publishes to it yet: the alerts Lambda that
+turns `Sales Alert` bus events into SNS and Slack messages comes with the sales handoff (docs/infrastructure.md)."""
 
 from __future__ import annotations
 

@@ -56,8 +56,8 @@ class Storage(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
             **_recoverable(c.LEADS_TABLE),
         )
-        # Both indexes project everything: the dispatcher reads due leads from the index alone (it has no
-        # GetItem on the table), and a lookup by email returns the lead without a second read.
+        # Both indexes project keys only: the dispatcher and the email lookup read the lead item itself
+        # (consistently) after the index, so projecting the whole lead would only double every lead write.
         self.leads_table.add_global_secondary_index(
             index_name=c.LEADS_BY_EMAIL_INDEX,
             partition_key=_string(c.LEADS_EMAIL_ATTRIBUTE),

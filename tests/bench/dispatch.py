@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -229,4 +228,4 @@ def report_body(tick: Figures, scan: Figures, total_items: int, timings: str) ->
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

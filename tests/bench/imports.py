@@ -49,6 +49,7 @@ def lambda_env(name: str, tracing: bool) -> dict[str, str]:
         c.ENV_SES_CONFIGURATION_SET: c.SES_CONFIGURATION_SET,
         c.ENV_FROM_ADDRESS: "nurture@example.com",
         c.ENV_WRITE_KEYS_SECRET: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nurture/write-keys",
+        c.ENV_ALLOWED_ORIGINS: "https://www.example.com",
         # Set by Lambda.
         "AWS_REGION": "eu-west-1",
         "AWS_DEFAULT_REGION": "eu-west-1",
@@ -170,4 +171,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

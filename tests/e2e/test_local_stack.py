@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.e2e
 EMAIL = "ada@northwind.example"
 
 
-def _gaps(mails: list[dict]) -> set[timedelta]:
+def _gaps(mails: list[dict[str, Any]]) -> set[timedelta]:
     times = [datetime.fromisoformat(m["sent_at"]) for m in mails]
     return {b - a for a, b in itertools.pairwise(times)}
 

@@ -11,6 +11,7 @@ from infra.constructs.dispatch import SENDER_TIMEOUT
 from infra.constructs.runtime import MEMORY_MB
 from infra.stack import NurtureStack
 from nurture import constants as c
+from nurture.runtime.settings import REQUIRED
 from tests.infra.conftest import ALLOWED_ORIGINS, FROM_ADDRESS
 from tests.infra.support import logical_id, render
 
@@ -64,6 +65,15 @@ def test_every_function_reads_the_shared_settings_from_the_environment(
     assert variables[c.ENV_FROM_ADDRESS] == FROM_ADDRESS
     assert variables[c.ENV_ALLOWED_ORIGINS] == ",".join(ALLOWED_ORIGINS)
     assert variables[c.ENV_DUE_SHARDS] == str(c.DUE_SHARDS)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_gets_every_variable_the_settings_model_requires(
+    resources: dict[str, Any], stack: NurtureStack, name: str
+) -> None:
+    variables = _function(resources, stack, name)["Environment"]["Variables"]
+
+    assert set(REQUIRED) - set(variables) == set()  # or the function fails at cold start
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -20,3 +20,8 @@ def stack() -> Iterator[LocalStack]:
     local.start()
     yield local
     local.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests share one stack and its clock: run them in file order, even when named one by one (mutmut does)."""
+    items.sort(key=lambda item: (item.location[0], item.location[1] or 0))

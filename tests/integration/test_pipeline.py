@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from nurture import constants as c
 from nurture.runtime import clients as aws
-from nurture.tools.local.lambda_events import http_event, sqs_event
-from nurture.tools.local.runtime import LocalStack
+from nurture.tools.local.lambda_events import LocalContext, http_event, scheduled_event, sqs_event
+from nurture.tools.local.runtime import LocalStack, ReceivedEmail, _load_handler
 from tests.integration.conftest import WRITE_KEY
 from tests.support import ROOT
 
@@ -70,25 +72,95 @@ def test_the_scorer_fails_only_the_record_it_cannot_read(stack: LocalStack) -> N
     assert stack.leads.leads_for(["u#u-scorer"])  # the readable event made its (anonymous-until-identified) lead
 
 
-def test_a_send_request_delivered_twice_sends_one_email(stack: LocalStack) -> None:
-    status, _ = _post(
-        stack,
-        "/v1/identify",
-        {"userId": "u-twice", "messageId": "tw-1", "traits": {"email": "twice@northwind.example"}},
-    )
+# --- the sender: at most once, counted where recipients would see it (the emails SES accepted) -----------
+def _queued_send(stack: LocalStack, user: str, address: str) -> dict[str, Any]:
+    """A new lead's first send request, taken off the send queue before the stack's own pump delivers it."""
+    status, _ = _post(stack, "/v1/identify", {"userId": user, "messageId": f"{user}-1", "traits": {"email": address}})
     assert status == 200
     stack.drain()
-    stack.invoke("dispatcher", _sample("scheduled-dispatch.json"))
+    lead_id = stack.leads.leads_for([f"u#{user}"])[f"u#{user}"]
+    stored = stack.leads.get(lead_id)
+    assert stored is not None
+    assert stored.due_at is not None
+    assert stack.manual is not None
+    stack.manual.set(max(stack.now(), stored.due_at))  # its first email is due: in business hours
+    stack.invoke("dispatcher", scheduled_event(stack.now()))
     sqs = stack.client("sqs")
     messages = sqs.receive_message(QueueUrl=stack.send_queue_url, MaxNumberOfMessages=10)["Messages"]
-    mine = [m for m in messages if json.loads(m["Body"])["content_id"].startswith("awareness-01")]
-    event = sqs_event(mine, stack.send_queue_arn)
-    for _ in range(2):  # SQS is at-least-once
+    [mine] = [m for m in messages if json.loads(m["Body"])["lead_id"] == lead_id]
+    for other in messages:  # other leads' sends go back to the queue, for the pump
+        if other is not mine:
+            sqs.change_message_visibility(
+                QueueUrl=stack.send_queue_url, ReceiptHandle=other["ReceiptHandle"], VisibilityTimeout=0
+            )
+    return mine
+
+
+def _emails_to(stack: LocalStack, address: str) -> list[ReceivedEmail]:
+    return [e for e in stack.emails() if address in e.to]
+
+
+def _done_with(stack: LocalStack, message: dict[str, Any]) -> None:
+    stack.client("sqs").delete_message(QueueUrl=stack.send_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_a_send_request_delivered_twice_sends_one_email(stack: LocalStack) -> None:
+    message = _queued_send(stack, "u-twice", "twice@northwind.example")
+    event = sqs_event([message], stack.send_queue_arn)
+    for _ in range(2):  # SQS is at-least-once: the same batch again
         assert stack.invoke("sender", copy.deepcopy(event)) == {"batchItemFailures": []}
-    for m in messages:
-        sqs.delete_message(QueueUrl=stack.send_queue_url, ReceiptHandle=m["ReceiptHandle"])
+    _done_with(stack, message)
+    [email] = _emails_to(stack, "twice@northwind.example")
+    assert email.subject == "Why most nurture drips stall"
     sent = [o for o in stack.outbox() if o["to"] == "twice@northwind.example"]
-    assert [o["content_id"] for o in sent] == ["awareness-01-why-drips-stall"]
+    assert [(o["content_id"], o["message_id"]) for o in sent] == [("awareness-01-why-drips-stall", email.message_id)]
+
+
+def test_a_send_request_queued_again_in_a_later_batch_sends_one_email(stack: LocalStack) -> None:
+    message = _queued_send(stack, "u-again", "again@northwind.example")
+    assert stack.invoke("sender", sqs_event([message], stack.send_queue_arn)) == {"batchItemFailures": []}
+    _done_with(stack, message)
+    # The same request queued again as a new message (a republished outbox does this), in a later batch
+    sqs = stack.client("sqs")
+    sqs.send_message(QueueUrl=stack.send_queue_url, MessageBody=message["Body"])
+    later = sqs.receive_message(QueueUrl=stack.send_queue_url, MaxNumberOfMessages=10)["Messages"]
+    [again] = [m for m in later if m["Body"] == message["Body"]]
+    assert again["MessageId"] != message["MessageId"]
+    assert stack.invoke("sender", sqs_event(later, stack.send_queue_arn)) == {"batchItemFailures": []}
+    for m in later:
+        _done_with(stack, m)
+    assert len(_emails_to(stack, "again@northwind.example")) == 1
+
+
+def test_two_concurrent_deliveries_of_a_send_request_send_one_email(stack: LocalStack) -> None:
+    message = _queued_send(stack, "u-race", "race@northwind.example")
+    event = sqs_event([message], stack.send_queue_arn)
+    # Two instances of the sender (as Lambda runs concurrent invocations), the first held inside its call to SES
+    # until the second has finished: the second finds the first's send in progress.
+    first, second = _load_handler("sender"), _load_handler("sender")
+    first_in_ses, second_done = threading.Event(), threading.Event()
+    calls = itertools.count()
+
+    def hold_the_first(**_: Any) -> None:
+        if next(calls) == 0:
+            first_in_ses.set()
+            second_done.wait(timeout=20)
+
+    ses = aws.client("sesv2")
+    ses.meta.events.register("before-call.sesv2.SendEmail", hold_the_first)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(first.handler, copy.deepcopy(event), LocalContext("nurture-sender"))
+            assert first_in_ses.wait(timeout=20)
+            try:
+                assert second.handler(copy.deepcopy(event), LocalContext("nurture-sender")) == {"batchItemFailures": []}
+            finally:
+                second_done.set()
+            assert running.result(timeout=30) == {"batchItemFailures": []}
+    finally:
+        ses.meta.events.unregister("before-call.sesv2.SendEmail", hold_the_first)
+    _done_with(stack, message)
+    assert len(_emails_to(stack, "race@northwind.example")) == 1
 
 
 def test_the_dispatcher_reads_only_the_due_leads(stack: LocalStack) -> None:

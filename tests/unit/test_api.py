@@ -21,7 +21,7 @@ from nurture.runtime.clock import ManualClock, SystemClock
 from nurture.runtime.settings import settings as nurture_settings
 from nurture.tools.local.lambda_events import LocalContext, http_event
 from tests.fakes import FakeEvents, fake_content, fake_ports
-from tests.support import T0, identify, page, starter
+from tests.support import T0, ada, starter
 
 WRITE_KEY = "wk-test"
 ADMIN_TOKEN = "admin-token-test"
@@ -50,7 +50,8 @@ def call(
 
 
 def deliver(event: dict[str, Any]) -> Reply:
-    answer = build_app(lambda: frozenset({WRITE_KEY})).resolve(event, LocalContext("ingest"))
+    context = LocalContext("ingest")  # the parts of a LambdaContext that powertools reads
+    answer = build_app(lambda: frozenset({WRITE_KEY})).resolve(event, context)  # type: ignore[arg-type]
     return Reply(answer["statusCode"], answer.get("headers", {}), json.loads(answer["body"] or "null"))
 
 
@@ -71,7 +72,7 @@ def fields_named(reply: Reply) -> list[tuple[int | None, str]]:
 def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     monkeypatch.delenv(ENV_LOCAL_ADMIN_TOKEN, raising=False)
-    monkeypatch.delenv(ENV_ALLOWED_ORIGINS, raising=False)
+    monkeypatch.setenv(ENV_ALLOWED_ORIGINS, "")  # deployed with no browser origins
     nurture_settings.cache_clear()
     clock.use(ManualClock(T0))
     yield
@@ -95,17 +96,8 @@ def admin_token(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def lead_id(ports: Ports) -> str:
-    """Ada: read the pricing page anonymously, then identified herself; the first awareness email is due."""
-    service = LeadService(ports, starter())
-    found = service.receive(
-        [
-            page("/pricing", user=None, anonymous="a-ada"),
-            identify(user="u-ada", anonymous="a-ada", email="ada@northwind.example", company_size=240, seniority="vp"),
-        ],
-        T0,
-    )
-    service.tick(found, T0)
-    return found
+    """Ada (tests.support.ada), her first awareness email due."""
+    return ada(LeadService(ports, starter()))
 
 
 # --- write keys -----------------------------------------------------------------------------

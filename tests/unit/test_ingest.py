@@ -27,7 +27,7 @@ def accepted_one(intake: Intake) -> dict[str, Any]:
     return event.message.model_dump(by_alias=True)
 
 
-def batch(*items: dict[str, Any], **top: Any) -> Intake:
+def batch(*items: Any, **top: Any) -> Intake:  # items as a client sends them, well-formed or not
     return read_messages({"batch": list(items), **top}, None, RECEIVED)
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nurture.domain.journey import SalesUpdate, Tick
+from nurture.domain.journey import SalesUpdate, Send, Tick
 from nurture.domain.programme import Stage, load_programme
 from nurture.tools.engine import Engine
 from tests.support import T0, Journey, days, identify, known_lead, page, starter, starter_yaml, track
@@ -84,7 +84,9 @@ def test_intent_crossing_80_moves_to_decision_and_alerts_sales_with_what_they_ne
 @pytest.mark.parametrize("stage", [Stage.AWARENESS, Stage.CONSIDERATION, Stage.RE_ENGAGEMENT])
 def test_a_demo_request_routes_to_decision_and_alerts_at_once(stage: Stage) -> None:
     journey = _lead_in(stage)
-    now = journey.lead.stage_entered_at + days(1)
+    entered = journey.lead.stage_entered_at
+    assert entered is not None
+    now = entered + days(1)
     journey.apply(track("Demo Requested", now))
     assert journey.lead.stage is Stage.DECISION
     assert [a.reason for a in journey.alerts] == ["Demo request"]
@@ -318,3 +320,47 @@ def test_an_older_identify_only_fills_in_missing_traits() -> None:
     journey.apply(identify(T0, title="Marketing Manager", company="Northwind"))
     assert journey.lead.traits.title == "VP Marketing"
     assert journey.lead.traits.company == "Northwind"
+
+
+def test_an_opt_out_given_before_identify_survives_the_merge() -> None:
+    # Given a known lead on a laptop, and the same person on a phone, who left their email and then unsubscribed
+    engine = Engine(starter())
+    engine.run(
+        [
+            identify(T0, user="u-1", anonymous="a-laptop", email="ada@northwind.example"),
+            identify(T0 + days(1), user=None, anonymous="a-phone", email="ada@northwind.example"),
+            track("Unsubscribed", T0 + days(2), user=None, anonymous="a-phone"),
+        ]
+    )
+    # When the phone is tied to the user, and a year goes by with more visits
+    engine.run(
+        [page("/blog/a", T0 + days(3), user="u-1", anonymous="a-phone"), page("/pricing", T0 + days(4), user="u-1")],
+        until=T0 + days(365),
+    )
+    # Then the one lead left is opted out, and no nurture email went out after the opt-out
+    [lead] = engine.leads.values()
+    assert lead.stage is Stage.OPTED_OUT
+    assert [s for s in engine.effects if isinstance(s, Send) and s.at > T0 + days(2)] == []
+
+
+def test_an_email_sent_before_identify_is_not_sent_again_after_the_merge() -> None:
+    # Given the same person as an anonymous form fill on a phone (two emails so far) and, from day 13, as a
+    # known lead on a laptop (one email so far)
+    engine = Engine(starter())
+    engine.run(
+        [
+            identify(T0, user=None, anonymous="a-phone", email="ada@northwind.example"),
+            identify(T0 + days(13), user="u-1", anonymous="a-laptop", email="ada@northwind.example"),
+        ],
+        until=T0 + days(20),
+    )
+    # When the phone is tied to the user and the journey goes on for months
+    engine.run([page("/blog/a", T0 + days(21), user="u-1", anonymous="a-phone")], until=T0 + days(200))
+    # Then the merged lead's record lists each email once: none was sent to the person twice after the merge
+    [lead] = engine.leads.values()
+    sent = [(e.sequence, e.content_id) for e in lead.sent]
+    assert len(sent) == len(set(sent))
+    after_merge = [(s.sequence, s.content_id) for s in engine.effects if isinstance(s, Send) and s.at > T0 + days(21)]
+    before_merge = {(s.sequence, s.content_id) for s in engine.effects if isinstance(s, Send) and s.at <= T0 + days(21)}
+    assert after_merge
+    assert not set(after_merge) & before_merge

@@ -133,6 +133,7 @@ def test_no_email_ever_goes_to_an_opted_out_suppressed_or_excluded_lead(stream) 
         if inputs and (due is None or inputs[0][1] < due):
             given_input, now = inputs.pop(0)
         else:
+            assert due is not None  # no input left, so a tick is due before the horizon
             given_input, now = Tick(), due
         stage_before = lead.stage
         outcome = step(lead, given_input, programme, now)

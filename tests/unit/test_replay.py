@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.support import ROOT
 SAMPLE = ROOT / "events" / "journeys" / "sample.jsonl"
 
 
-def _json_lines(capsys, *args: str) -> list[dict]:
+def _json_lines(capsys, *args: str) -> list[dict[str, Any]]:
     assert main(["replay", str(SAMPLE), "--json", *args]) == 0
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nurture.domain.messages import LeadTraits
@@ -117,7 +119,7 @@ def test_a_page_path_is_taken_from_the_url_when_no_path_is_given() -> None:
         ({"email": "ada@northwind.example", "company_size": 240, "seniority": "director"}, 40),
     ],
 )
-def test_fit_scores_company_role_industry_and_budget(traits: dict, score: int) -> None:
+def test_fit_scores_company_role_industry_and_budget(traits: dict[str, Any], score: int) -> None:
     assert fit_score(LeadTraits(**traits), starter()).score == score
 
 
@@ -137,7 +139,7 @@ def test_fit_explains_each_point() -> None:
         ({"email": "kim@example.com", "country": "kp"}, "excluded country KP"),
     ],
 )
-def test_competitors_and_excluded_countries_are_excluded_with_the_reason(traits: dict, reason: str) -> None:
+def test_competitors_and_excluded_countries_are_excluded_with_the_reason(traits: dict[str, Any], reason: str) -> None:
     assert fit_score(LeadTraits(**traits), starter()).excluded_because == reason
 
 

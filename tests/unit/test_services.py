@@ -6,6 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from nurture.domain.journey import SalesAlert, Transition
 from nurture.domain.programme import Stage
@@ -13,7 +19,8 @@ from nurture.pipeline.dispatch import dispatch
 from nurture.pipeline.leads import LeadService
 from nurture.pipeline.ports import Conflict, SendRequest, StoredEvent
 from nurture.pipeline.score import CoalescingScorer
-from nurture.pipeline.send import deliver
+from nurture.pipeline.send import Sender, deliver
+from nurture.runtime.observability import metrics
 from tests.fakes import FakeBus, FakeLeads, FakeMailer, FakeQueue, fake_content, fake_ports
 from tests.support import T0, days, identify, page, starter, track
 
@@ -218,6 +225,83 @@ def test_an_email_for_a_sequence_the_lead_has_left_is_not_sent(service, ports) -
         stored, lead=stored.lead.model_copy(update={"stage": Stage.CONSIDERATION})
     )
     assert deliver(request, ports, fake_content(ports), T0).outcome == "skipped"
+
+
+class MemoryRecords(BasePersistenceLayer):
+    """Idempotency records in memory, written as DynamoDB does: a live record is never overwritten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        if idempotency_key not in self.records:
+            raise IdempotencyItemNotFoundError
+        return self.records[idempotency_key]
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        old = self.records.get(data_record.idempotency_key)
+        if old is not None and not old.is_expired:
+            raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+        self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)
+
+
+class Killed(BaseException):
+    """The invocation dies mid-send (a timeout, the process killed): no `except Exception` sees it."""
+
+
+def test_a_send_request_delivered_again_sends_nothing_more(service, ports) -> None:
+    request = _queued_email(service, ports)
+    sender = Sender(MemoryRecords())
+    first = sender.send(request, ports, fake_content(ports), T0)
+    # Again, and again as a later dispatch would queue it (another step and time, the same lead and email)
+    again = sender.send(request, ports, fake_content(ports), T0 + days(1))
+    requeued = request.model_copy(update={"step": request.step + 1, "due_at": T0 + days(2)})
+    later = sender.send(requeued, ports, fake_content(ports), T0 + days(2))
+    assert first.outcome == "sent"
+    assert again == later == first  # the first delivery, replayed
+    assert len(ports.mailer.sent) == 1
+
+
+def test_a_send_in_progress_elsewhere_is_blocked_not_sent(service, ports, monkeypatch) -> None:
+    request = _queued_email(service, ports)
+    sender = Sender(MemoryRecords())
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
+    duplicates = []
+    mailer_send = ports.mailer.send
+
+    def send_while_a_duplicate_arrives(**email):
+        duplicates.append(sender.send(request, ports, fake_content(ports), T0))  # a concurrent delivery of it
+        return mailer_send(**email)
+
+    monkeypatch.setattr(ports.mailer, "send", send_while_a_duplicate_arrives)
+    assert sender.send(request, ports, fake_content(ports), T0).outcome == "sent"
+    assert [d.outcome for d in duplicates] == ["blocked"]
+    assert len(ports.mailer.sent) == 1
+    assert counted.count("DuplicateSendsBlocked") == 1
+
+
+def test_a_send_interrupted_mid_way_is_never_retried(service, ports, monkeypatch) -> None:
+    request = _queued_email(service, ports)
+    sender = Sender(MemoryRecords())
+
+    def die(**_):
+        raise Killed
+
+    monkeypatch.setattr(ports.mailer, "send", die)
+    with pytest.raises(Killed):
+        sender.send(request, ports, fake_content(ports), T0)
+    monkeypatch.undo()
+    # The retry finds the send still in progress: the email may be lost, never sent twice
+    assert sender.send(request, ports, fake_content(ports), T0 + days(1)).outcome == "blocked"
+    assert ports.mailer.sent == []
 
 
 def test_one_dispatcher_run_queues_all_its_sends_together(service, ports) -> None:

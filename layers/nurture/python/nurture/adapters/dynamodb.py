@@ -1,7 +1,8 @@
 """DynamoDB adapters: the events table (source of truth) and the leads table (projection, links, sends).
 
 Every write that can race is conditional: an event is stored once per messageId, a lead is written
-only at the version it was read, and a profile is linked to one lead. Key layout: docs/dynamodb.md.
+only at the version it was read, and a profile is linked to one lead. Key layout: the
+"DynamoDB design" section of docs/infrastructure.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from botocore.exceptions import ClientError
 from nurture import constants as c
 from nurture.domain.journey import Lead
 from nurture.domain.messages import as_utc
-from nurture.domain.programme import Stage
 from nurture.pipeline.ports import Conflict, SentRecord, StoredEvent, StoredLead, effects_adapter
 
 _CONFLICTS = ("ConditionalCheckFailedException", "TransactionCanceledException")
@@ -244,29 +244,6 @@ class LeadTable:
                 "provider_id": {"S": record.provider_id},
             },
         )
-
-    def sends(self) -> list[SentRecord]:
-        """Every send record (a scan: the local stack's outbox and tests only, never a Lambda)."""
-        records = []
-        for page in self.client.get_paginator("scan").paginate(
-            TableName=self.table,
-            FilterExpression="begins_with(#sk, :send)",
-            ExpressionAttributeNames={"#sk": c.LEADS_SK},
-            ExpressionAttributeValues={":send": {"S": "SEND#"}},
-        ):
-            for item in page["Items"]:
-                _, sequence, content_id = item[c.LEADS_SK]["S"].split("#", 2)
-                records.append(
-                    SentRecord(
-                        lead_id=item[c.LEADS_PK]["S"].removeprefix("LEAD#"),
-                        sequence=Stage(sequence),
-                        content_id=content_id,
-                        subject=item["subject"]["S"],
-                        sent_at=datetime.fromisoformat(item["sent_at"]["S"]),
-                        provider_id=item["provider_id"]["S"],
-                    )
-                )
-        return sorted(records, key=lambda r: r.sent_at)
 
     def _item(self, stored: StoredLead) -> dict[str, Any]:
         lead = stored.lead

@@ -6,11 +6,15 @@ from typing import Any
 
 from nurture.api.resolver import API_TITLE, API_VERSION, INGEST_BODIES, build_app
 
+MESSAGE_SCHEMAS = ("TrackMessage", "PageMessage", "IdentifyMessage")
+# The API fills these in when a client leaves them out (Segment's libraries always send them).
+FILLED_IN = ("messageId", "timestamp")
+
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document, with the Segment request bodies taken from the same models that parse them."""
     document: dict[str, Any] = (
-        build_app(lambda: frozenset())
+        build_app(lambda: frozenset(), cors_origins=())
         .get_openapi_schema(
             title=API_TITLE,
             version=API_VERSION,
@@ -25,14 +29,24 @@ def openapi_document() -> dict[str, Any]:
             operation["responses"].pop("422", None)
     for unused in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
         schemas.pop(unused, None)
-    for path, model in INGEST_BODIES.items():
+    for model in INGEST_BODIES.values():
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    for name in MESSAGE_SCHEMAS:
+        schemas[name]["required"] = [r for r in schemas[name]["required"] if r not in FILLED_IN]
+    for path, model in INGEST_BODIES.items():
+        name = model.__name__
+        if name in MESSAGE_SCHEMAS:
+            # On /v1/track, /v1/page and /v1/identify the route says the type; in a batch each message must.
+            body = f"{name}Body"
+            schemas[body] = {**schemas[name], "title": body}
+            schemas[body]["required"] = [r for r in schemas[name]["required"] if r != "type"]
+            name = body
         document["paths"][path]["post"]["requestBody"] = {
             "required": True,
             "content": {
-                media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                media: {"schema": {"$ref": f"#/components/schemas/{name}"}}
                 for media in ("application/json", "text/plain")
             },
         }

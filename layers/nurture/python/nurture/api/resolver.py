@@ -8,7 +8,7 @@ the bad message; errors map to HTTP status in one place (`nurture.api.errors`).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from http import HTTPStatus
@@ -35,7 +35,7 @@ from nurture.pipeline.ingest import (
 )
 from nurture.pipeline.ports import EventStore, StoredEvent
 from nurture.runtime import clock, wiring
-from nurture.runtime.observability import logger, metrics
+from nurture.runtime.observability import Metric, count, logger
 from nurture.runtime.settings import settings
 
 API_TITLE = "Nurture engine API"
@@ -85,8 +85,11 @@ INGEST_BODIES: dict[str, type[BaseModel]] = {
 }
 
 
-def build_app(write_keys: WriteKeys = secret_write_keys) -> APIGatewayHttpResolver:
-    origins = settings().allowed_origins
+def build_app(
+    write_keys: WriteKeys = secret_write_keys, cors_origins: Sequence[str] | None = None
+) -> APIGatewayHttpResolver:
+    """The v1 API. CORS allows `cors_origins`, by default the settings' (so the OpenAPI document needs no settings)."""
+    origins = list(settings().allowed_origins if cors_origins is None else cors_origins)
     cors = (
         CORSConfig(
             allow_origin=origins[0],
@@ -114,9 +117,9 @@ def build_app(write_keys: WriteKeys = secret_write_keys) -> APIGatewayHttpResolv
         # Not JSON gets the same 400 body as any other bad message, so a client reads one shape.
         intake = Intake(problems=[body]) if isinstance(body, Problem) else read_messages(body, kind, clock.now())
         duplicates = sum(not new for new in store_all(wiring.ports().events, intake.accepted))
-        metrics.add_metric(name="MessagesAccepted", unit="Count", value=len(intake.accepted))
-        metrics.add_metric(name="MessagesRejected", unit="Count", value=len(intake.problems))
-        metrics.add_metric(name="DuplicateMessages", unit="Count", value=duplicates)
+        count(Metric.MESSAGES_ACCEPTED, len(intake.accepted))
+        count(Metric.MESSAGES_REJECTED, len(intake.problems))
+        count(Metric.DUPLICATE_MESSAGES, duplicates)
         result = IngestResult(
             success=not intake.problems, accepted=len(intake.accepted), duplicates=duplicates, errors=intake.problems
         )

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, PageMessage, TrackMessage
+from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, Message, TrackMessage
 from nurture.domain.programme import Programme, Stage
 from nurture.domain.schedule import next_send_time
 from nurture.domain.scoring import Signal, fit_score, intent_score, matching_rules
@@ -162,7 +162,7 @@ class SalesUpdate(_Frozen):
     status: Literal["engaged", "demo_booked", "accepted"]
 
 
-JourneyInput = TrackMessage | PageMessage | IdentifyMessage | Tick | SalesUpdate
+JourneyInput = Message | Tick | SalesUpdate
 
 
 class Outcome(_Frozen):
@@ -195,17 +195,36 @@ def step(lead: Lead, given: JourneyInput, programme: Programme, now: datetime) -
 
 
 def merge(lead: Lead, anonymous: Lead) -> Lead:
-    """Fold an anonymous visitor's history into the lead they turned out to be."""
+    """Fold an anonymous visitor's history into the lead they turned out to be.
+
+    Nothing the person already got or said is forgotten: emails sent to either are never sent again,
+    and an opt-out or suppression on either side stops nurture for the merged lead. A lead that had no
+    stage yet (its email was unknown) takes over the visitor's place in the journey."""
     known = {signal.message_id for signal in lead.signals}
     engagement = [t for t in (lead.last_engagement_at, anonymous.last_engagement_at) if t is not None]
-    return lead.model_copy(
-        update={
-            "signals": lead.signals + tuple(s for s in anonymous.signals if s.message_id not in known),
-            "last_engagement_at": max(engagement, default=None),
-            "traits": anonymous.traits.merged(lead.traits),
-            "recent_messages": (anonymous.recent_messages + lead.recent_messages)[-RECENT_MESSAGES_KEPT:],
+    sent_keys = {(email.sequence, email.content_id) for email in lead.sent}
+    update: dict[str, object] = {
+        "signals": lead.signals + tuple(s for s in anonymous.signals if s.message_id not in known),
+        "last_engagement_at": max(engagement, default=None),
+        "traits": anonymous.traits.merged(lead.traits),
+        "recent_messages": (anonymous.recent_messages + lead.recent_messages)[-RECENT_MESSAGES_KEPT:],
+        "sent": tuple(
+            sorted(
+                lead.sent + tuple(e for e in anonymous.sent if (e.sequence, e.content_id) not in sent_keys),
+                key=lambda email: email.at,
+            )
+        ),
+        "history": tuple(sorted(lead.history + anonymous.history, key=lambda change: change.at)),
+    }
+    stops_nurture = anonymous.stage in (Stage.OPTED_OUT, Stage.SUPPRESSED)
+    if anonymous.stage is not None and (lead.stage is None or (stops_nurture and lead.stage.is_sequence)):
+        update |= {
+            "stage": anonymous.stage,
+            "stage_entered_at": anonymous.stage_entered_at,
+            "next_send_at": anonymous.next_send_at,
+            "exhausted": anonymous.exhausted,
         }
-    )
+    return lead.model_copy(update=update)
 
 
 class _Journey:

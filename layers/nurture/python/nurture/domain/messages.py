@@ -176,9 +176,11 @@ class IdentifyMessage(_Message):
     traits: LeadTraits = Field(default_factory=LeadTraits)
 
 
-SegmentMessage = Annotated[TrackMessage | PageMessage | IdentifyMessage, Field(discriminator="type")]
+# Any Segment message: the one definition the ingest API, the ports, the lead service and the engine share.
+Message = TrackMessage | PageMessage | IdentifyMessage
+SegmentMessage = Annotated[Message, Field(discriminator="type")]
 BehaviourMessage = TrackMessage | PageMessage
-segment_message: TypeAdapter[TrackMessage | PageMessage | IdentifyMessage] = TypeAdapter(SegmentMessage)
+segment_message: TypeAdapter[Message] = TypeAdapter(SegmentMessage)
 
 
 def normalise_path(path: str) -> str:

@@ -14,7 +14,7 @@ from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_PROGRAMME_KEY
 from nurture.domain.content import ContentError, Email, parse_email
 from nurture.domain.programme import Programme, ProgrammeError, load_programme
 from nurture.pipeline.ports import ContentSource
-from nurture.runtime.observability import logger, metrics
+from nurture.runtime.observability import Metric, count, logger
 
 RECHECK_SECONDS = 30.0
 
@@ -57,7 +57,7 @@ class CachedContent:
                     raise
                 # A broken edit must not stop the engine: keep the last good version, say so loudly,
                 # and look again at the next re-check (the marketer's fix will have a new ETag).
-                metrics.add_metric(name="ContentRejected", unit="Count", value=1)
+                count(Metric.CONTENT_REJECTED)
                 logger.exception("content rejected; still using the last good version", extra={"key": key})
                 self._cache[key] = (etag, cached[1], time.monotonic())
                 return cached[1]

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from nurture.pipeline.leads import LeadService
 from nurture.pipeline.ports import Conflict
-from nurture.runtime.observability import logger, metrics
+from nurture.runtime.observability import Metric, count, logger
 
 
 @dataclass
@@ -45,6 +45,6 @@ def dispatch(service: LeadService, now: datetime, time_left: Callable[[], float]
             except Exception:
                 report.failed += 1
                 logger.exception("a due lead failed", extra={"lead_id": lead_id})
-    metrics.add_metric(name="LeadsDue", unit="Count", value=report.due)
-    metrics.add_metric(name="DispatchFailures", unit="Count", value=report.failed)
+    count(Metric.LEADS_DUE, report.due)
+    count(Metric.DISPATCH_FAILURES, report.failed)
     return report

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage, as_utc, segment_message
+from nurture.domain.messages import Message, as_utc, segment_message
 from nurture.pipeline.ports import StoredEvent
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -42,7 +42,7 @@ class Intake:
 class Batch(BaseModel):
     """The body of `POST /v1/batch`."""
 
-    batch: list[TrackMessage | PageMessage | IdentifyMessage] = Field(max_length=MAX_BATCH_MESSAGES)
+    batch: list[Message] = Field(max_length=MAX_BATCH_MESSAGES)
     context: dict[str, Any] = Field(default_factory=dict, description="Merged into each message's context")
     sent_at: datetime | None = Field(
         default=None, alias="sentAt", description="When the client sent the batch: a message without its own uses it"

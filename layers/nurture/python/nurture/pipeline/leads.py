@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
+from nurture.domain.identity import resolve
 from nurture.domain.journey import Effect, JourneyInput, Lead, Send, Tick, merge, new_lead, step
+from nurture.domain.messages import Message
 from nurture.domain.programme import Programme
-from nurture.pipeline.ports import Conflict, Message, Ports, SendRequest, StoredLead
-from nurture.runtime.observability import logger, metrics
+from nurture.pipeline.ports import Conflict, Ports, SendRequest, StoredLead
+from nurture.runtime.observability import Metric, count, logger
 
 MAX_ATTEMPTS = 8
+_PUBLISHED = {"transition": Metric.STAGE_TRANSITIONS, "send": Metric.SENDS_QUEUED, "alert": Metric.SALES_ALERTS}
 
 
 class LeadService:
@@ -48,7 +51,7 @@ class LeadService:
             try:
                 return self._receive(ordered, profiles, links, now)
             except Conflict:
-                metrics.add_metric(name="LeadWriteConflicts", unit="Count", value=1)
+                count(Metric.LEAD_WRITE_CONFLICTS)
         raise Conflict(f"gave up after {MAX_ATTEMPTS} attempts")
 
     def tick(self, lead_id: str, now: datetime) -> None:
@@ -64,29 +67,27 @@ class LeadService:
             try:
                 return self._commit(stored, lead, effects, stored.profiles)
             except Conflict:
-                metrics.add_metric(name="LeadWriteConflicts", unit="Count", value=1)
+                count(Metric.LEAD_WRITE_CONFLICTS)
         raise Conflict(f"gave up on lead {lead_id} after {MAX_ATTEMPTS} attempts")
 
     def _receive(
         self, messages: Sequence[Message], profiles: frozenset[str], links: dict[str, str], now: datetime
     ) -> str:
-        # The lead a userId belongs to wins; an anonymous visitor's lead is folded into it.
-        linked = sorted(
-            {links[p] for p in profiles if p in links},
-            key=lambda lead_id: (not any(links.get(p) == lead_id for p in profiles if p.startswith("u#")), lead_id),
-        )
-        stored = self.ports.leads.get(linked[0]) if linked else None
-        absorbed = self.ports.leads.get(linked[1]) if len(linked) > 1 else None
-        if (linked and stored is None) or (len(linked) > 1 and absorbed is None):
+        # One identity rule for every runtime (domain/identity.py): the userId's lead wins.
+        found = resolve(profiles, links, self.new_id)
+        stored = None if found.is_new else self.ports.leads.get(found.lead_id)
+        absorbed = self.ports.leads.get(found.absorbed) if found.absorbed else None
+        if (not found.is_new and stored is None) or (found.absorbed and absorbed is None):
             raise Conflict("a linked lead vanished")  # merged away meanwhile: resolve the links again
-        lead = stored.lead if stored else new_lead(self.new_id())
+        lead = stored.lead if stored else new_lead(found.lead_id)
         known = stored.profiles if stored else frozenset()
+        # Every profile of the absorbed lead moves with it (more than one only if a device was shared).
+        new_profiles = found.link | (absorbed.profiles if absorbed else frozenset())
         if absorbed is not None:
             lead = merge(lead, absorbed.lead)
-            metrics.add_metric(name="LeadsMerged", unit="Count", value=1)
+            count(Metric.LEADS_MERGED)
         lead, effects = self._run(lead, messages, now)
-        all_profiles = known | profiles | (absorbed.profiles if absorbed else frozenset())
-        self._commit(stored, lead, effects, all_profiles, new_profiles=all_profiles - known, absorbed=absorbed)
+        self._commit(stored, lead, effects, known | new_profiles, new_profiles=new_profiles - known, absorbed=absorbed)
         return lead.lead_id
 
     def _run(self, lead: Lead, inputs: Sequence[JourneyInput], now: datetime) -> tuple[Lead, list[Effect]]:
@@ -149,9 +150,5 @@ class LeadService:
         if others:
             self.ports.bus.publish(others)
         for effect in effects:
-            metrics.add_metric(
-                name={"transition": "StageTransitions", "send": "SendsQueued", "alert": "SalesAlerts"}[effect.kind],
-                unit="Count",
-                value=1,
-            )
+            count(_PUBLISHED[effect.kind])
         logger.debug("published effects", extra={"count": len(effects)})

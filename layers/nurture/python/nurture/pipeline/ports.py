@@ -13,11 +13,11 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from nurture.constants import DUE_SHARDS
 from nurture.domain.journey import Effect, Lead, Send
-from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage
+from nurture.domain.messages import Message
 from nurture.domain.programme import Stage
 
-Message = TrackMessage | PageMessage | IdentifyMessage
 effects_adapter: TypeAdapter[list[Effect]] = TypeAdapter(list[Effect])
 
 
@@ -114,8 +114,6 @@ class LeadStore(Protocol):
 
     def record_send(self, record: SentRecord) -> None: ...
 
-    def sends(self) -> list[SentRecord]: ...
-
 
 class EventBus(Protocol):
     def publish(self, effects: Sequence[Effect]) -> None: ...
@@ -145,4 +143,4 @@ class Ports:
     queue: SendQueue
     mailer: Mailer
     content: ContentSource
-    due_shards: int = 16
+    due_shards: int = DUE_SHARDS

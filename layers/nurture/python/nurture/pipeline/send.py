@@ -1,26 +1,37 @@
-"""Sending one nurture email: check the lead may still get it, render it, send it, record it.
+"""Sending one nurture email: check the lead may still get it, render it, send it, record it, at most once.
 
-The handler wraps `deliver` in powertools idempotency keyed on (lead, sequence, email), so a retried
-or duplicated queue message never sends twice.
+`Sender` is the use case the sender Lambda calls: it wraps `deliver` in powertools idempotency keyed on
+(lead, sequence, email), so a retried, redelivered or duplicated queue message never sends twice. The
+persistence layer (DynamoDB in AWS) is built by `nurture.runtime.wiring` and injected: no boto3 here.
 """
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from typing import Literal
 
+from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from pydantic import BaseModel
 
 from nurture.domain.content import ContentError, render
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.ports import Ports, SendRequest, SentRecord
-from nurture.runtime.observability import logger, metrics
+from nurture.runtime.observability import Metric, count, logger
 
 SENDER = {"name": "The Northstar team", "company": "Northstar"}
+# A send's idempotency record is kept for a year: the same email is never sent to a lead twice in that time.
+ONE_YEAR = 365 * 24 * 3600
+# The records' keys are `send#<hash of lead, sequence, email>`, whatever the function or module is called.
+KEY_PREFIX = "send"
+# The Lambda context is deliberately not registered (see `Sender`), and powertools warns about it on each call.
+warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
 
 
 class Delivery(BaseModel):
-    outcome: Literal["sent", "skipped"]
+    outcome: Literal["sent", "skipped", "blocked"]
     reason: str = ""
     provider_id: str = ""
 
@@ -36,7 +47,7 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
     try:
         rendered = render(content.email(request.content_id), lead.traits, SENDER)
     except (ContentError, FileNotFoundError) as error:
-        metrics.add_metric(name="BrokenEmails", unit="Count", value=1)
+        count(Metric.BROKEN_EMAILS)
         logger.error("email not sent: broken content", extra={"content_id": request.content_id, "error": str(error)})
         return _skipped("broken content", request)
     provider_id = ports.mailer.send(
@@ -56,11 +67,46 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
             provider_id=provider_id,
         )
     )
-    metrics.add_metric(name="EmailsSent", unit="Count", value=1)
+    count(Metric.EMAILS_SENT)
     return Delivery(outcome="sent", provider_id=provider_id)
 
 
 def _skipped(reason: str, request: SendRequest) -> Delivery:
-    metrics.add_metric(name="SendsSkipped", unit="Count", value=1)
+    count(Metric.SENDS_SKIPPED)
     logger.info("send skipped", extra={"lead_id": request.lead_id, "content_id": request.content_id, "reason": reason})
     return Delivery(outcome="skipped", reason=reason)
+
+
+class Sender:
+    """Delivers each send request at most once per lead, sequence and email.
+
+    The idempotency record is written "in progress" before anything is read or sent, and completed with the
+    `Delivery` afterwards; a request that finds a completed record gets that `Delivery` back and sends nothing.
+    The Lambda context is deliberately not registered, so an in-progress record does not expire with the
+    invocation: a send interrupted by a crash or a timeout stays "in progress" for a year, and the email is
+    lost rather than sent twice. A request that finds its record in progress (a concurrent delivery of the
+    same request, or an interrupted one) is a blocked duplicate: counted, logged, and not sent.
+    """
+
+    def __init__(self, persistence: BasePersistenceLayer) -> None:
+        config = IdempotencyConfig(event_key_jmespath="[lead_id, sequence, content_id]", expires_after_seconds=ONE_YEAR)
+        self._deliver_once = idempotent_function(
+            deliver,
+            data_keyword_argument="request",
+            persistence_store=persistence,
+            config=config,
+            output_serializer=PydanticSerializer(model=Delivery),
+            key_prefix=KEY_PREFIX,
+        )
+
+    def send(self, request: SendRequest, ports: Ports, content: CachedContent, now: datetime) -> Delivery:
+        try:
+            delivery: Delivery = self._deliver_once(request=request, ports=ports, content=content, now=now)
+        except IdempotencyAlreadyInProgressError:
+            count(Metric.DUPLICATE_SENDS_BLOCKED)
+            logger.warning(
+                "send already in progress or interrupted; not sending again",
+                extra={"lead_id": request.lead_id, "content_id": request.content_id},
+            )
+            return Delivery(outcome="blocked", reason="already in progress or interrupted")
+        return delivery

@@ -1,14 +1,43 @@
-"""Logger, Tracer and Metrics for every handler, configured in one place.
+"""Logger, Tracer and Metrics for every handler, configured in one place, and the one list of metric names.
 
 Logs carry lead ids and stages, never email addresses or names.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 from nurture.constants import METRICS_NAMESPACE, SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+
+class Metric(StrEnum):
+    """Every metric the engine emits (EMF, namespace `Nurture`, counts). docs/architecture.md explains each;
+    dashboards and alarms name them from here."""
+
+    MESSAGES_ACCEPTED = "MessagesAccepted"
+    MESSAGES_REJECTED = "MessagesRejected"
+    DUPLICATE_MESSAGES = "DuplicateMessages"
+    STAGE_TRANSITIONS = "StageTransitions"
+    SENDS_QUEUED = "SendsQueued"
+    SALES_ALERTS = "SalesAlerts"
+    LEADS_DUE = "LeadsDue"
+    DISPATCH_FAILURES = "DispatchFailures"
+    EMAILS_SENT = "EmailsSent"
+    SENDS_SKIPPED = "SendsSkipped"
+    BROKEN_EMAILS = "BrokenEmails"
+    DUPLICATE_SENDS_BLOCKED = "DuplicateSendsBlocked"
+    LEAD_WRITE_CONFLICTS = "LeadWriteConflicts"
+    LEADS_MERGED = "LeadsMerged"
+    CONTENT_REJECTED = "ContentRejected"
+
+
+def count(metric: Metric, value: int = 1) -> None:
+    """Add `value` to a count metric of this invocation."""
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)

@@ -1,31 +1,42 @@
-"""Runtime settings of the Lambdas and the local stack, read once from the environment and validated."""
+"""Runtime settings of the Lambdas and the local stack, read once from the environment and validated.
+
+What a deployment decides (table and bucket names, the bus, the queue, the sender address, the write
+keys' secret, the CORS origins) has no default: the CDK stack (`infra/stack.py`) gives every function
+every one and the local stack (`nurture.tools.local.resources`) its own, so a function missing one
+fails at cold start, naming the variable, instead of starting and writing to a table that is not there.
+"""
 
 from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nurture import constants as c
 
+Name = Annotated[str, Field(min_length=1)]
+
 
 class Settings(BaseModel):
-    events_table: str = c.EVENTS_TABLE
-    leads_table: str = c.LEADS_TABLE
-    idempotency_table: str = c.IDEMPOTENCY_TABLE
-    content_bucket: str = "nurture-content"
-    event_bus: str = c.EVENT_BUS
-    send_queue_url: str = ""
-    ses_configuration_set: str = c.SES_CONFIGURATION_SET
-    from_address: str = "nurture@example.com"
-    write_keys_secret: str = Field(default="", description="Secrets Manager id of {'write_keys': [...]}")
-    allowed_origins: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(frozen=True)
+
+    events_table: Name
+    leads_table: Name
+    idempotency_table: Name
+    content_bucket: Name
+    event_bus: Name
+    send_queue_url: Name
+    ses_configuration_set: Name
+    from_address: Name
+    write_keys_secret: Name = Field(description="Secrets Manager id of {'write_keys': [...]}")
+    allowed_origins: list[str] = Field(description="CORS origins; set but empty when no browser sends events")
     due_shards: int = Field(default=c.DUE_SHARDS, gt=0, le=256)
     admin_token: str | None = Field(default=None, description="Local stack only: the bearer token for admin routes")
 
 
-_ENV = {
+ENVIRONMENT = {
     "events_table": c.ENV_EVENTS_TABLE,
     "leads_table": c.ENV_LEADS_TABLE,
     "idempotency_table": c.ENV_IDEMPOTENCY_TABLE,
@@ -39,18 +50,29 @@ _ENV = {
     "due_shards": c.ENV_DUE_SHARDS,
     "admin_token": c.ENV_LOCAL_ADMIN_TOKEN,
 }
+"""Each setting's environment variable."""
+
+REQUIRED = tuple(env for field, env in ENVIRONMENT.items() if Settings.model_fields[field].is_required())
+"""The environment variables every deployed function must have."""
+
+
+class SettingsError(RuntimeError):
+    """The environment lacks a required variable, or holds one the settings model rejects."""
 
 
 @cache
 def settings() -> Settings:
     """The settings, from environment variables named in `nurture.constants`. Fails loudly at cold start."""
+    missing = [env for env in REQUIRED if env not in os.environ]
+    if missing:
+        raise SettingsError(f"nurture needs these environment variables, which are not set: {', '.join(missing)}")
     raw: dict[str, object] = {}
-    for field, env in _ENV.items():
+    for field, env in ENVIRONMENT.items():
         value = os.environ.get(env)
-        if value is None:
-            continue
-        raw[field] = [v.strip() for v in value.split(",") if v.strip()] if field == "allowed_origins" else value
+        if value is not None:
+            raw[field] = [v.strip() for v in value.split(",") if v.strip()] if field == "allowed_origins" else value
     try:
         return Settings.model_validate(raw)
     except ValidationError as error:
-        raise RuntimeError(f"invalid nurture settings in the environment: {error}") from error
+        problems = "; ".join(f"{ENVIRONMENT[str(e['loc'][0])]}: {e['msg']}" for e in error.errors())
+        raise SettingsError(f"invalid nurture settings in the environment: {problems}") from error

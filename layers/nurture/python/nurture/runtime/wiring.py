@@ -1,11 +1,13 @@
 """Builds the real adapters from settings, once per process and only when first needed.
 
-Handlers call `ports()` and `content()`; tests and the local stack replace them with `override()`.
+Handlers call `ports()`, `content()` and `sender()`; tests and the local stack replace ports and content
+with `override()`.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from nurture.adapters.content import S3Content
 from nurture.adapters.dynamodb import EventTable, LeadTable
@@ -16,6 +18,9 @@ from nurture.pipeline.content import CachedContent
 from nurture.pipeline.ports import Ports
 from nurture.runtime import clients as aws
 from nurture.runtime.settings import settings
+
+if TYPE_CHECKING:
+    from nurture.pipeline.send import Sender
 
 _overrides: dict[str, object] = {}
 
@@ -39,6 +44,17 @@ def _content() -> CachedContent:
     return CachedContent(ports().content)
 
 
+@cache
+def _sender() -> Sender:
+    # Imported here: only the sender needs powertools idempotency, and the other handlers' cold starts stay lean.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from nurture.pipeline.send import Sender
+
+    persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=aws.client("dynamodb"))
+    return Sender(persistence)
+
+
 def ports() -> Ports:
     override = _overrides.get("ports")
     return override if isinstance(override, Ports) else _ports()
@@ -47,6 +63,11 @@ def ports() -> Ports:
 def content() -> CachedContent:
     override = _overrides.get("content")
     return override if isinstance(override, CachedContent) else _content()
+
+
+def sender() -> Sender:
+    """The at-most-once send use case, its idempotency records in the DynamoDB idempotency table."""
+    return _sender()
 
 
 def override(ports: Ports | None = None, content: CachedContent | None = None) -> None:
@@ -63,5 +84,6 @@ def reset() -> None:
     _overrides.clear()
     _ports.cache_clear()
     _content.cache_clear()
+    _sender.cache_clear()
     settings.cache_clear()
     aws.reset()

@@ -1,4 +1,5 @@
-"""The `nurture` command: check a programme, replay a journey file (and, later, run the local stack)."""
+"""The `nurture` command: check a programme, replay a journey file, run the local stack or the demo, and
+write the OpenAPI document."""
 
 from __future__ import annotations
 

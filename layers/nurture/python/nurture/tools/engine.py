@@ -1,8 +1,8 @@
 """An in-memory runtime for the journey: messages in time order, clock ticks in between.
 
 It is what `nurture replay` runs and the reference the AWS pipeline is tested against: identities
-are resolved the same way (anonymous history joins the lead on identify) and leads are ticked only
-when they are due, on the dispatcher's five-minute grid.
+are resolved by the same rule (`nurture.domain.identity`) and leads are ticked only when they are
+due, on the dispatcher's five-minute grid.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from nurture.constants import DISPATCH_SCHEDULE_MINUTES
+from nurture.domain.identity import resolve
 from nurture.domain.journey import Effect, JourneyInput, Lead, SalesUpdate, Tick, merge, new_lead, step
-from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage
+from nurture.domain.messages import Message
 from nurture.domain.programme import Programme
 
-Message = TrackMessage | PageMessage | IdentifyMessage
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -28,7 +28,7 @@ def on_dispatch_grid(at: datetime, minutes: int = DISPATCH_SCHEDULE_MINUTES) -> 
 
 
 def lead_id_for(message: Message) -> str:
-    """A new lead's id: its userId, else its anonymousId."""
+    """A new lead's id, readable in replay output: its userId, else its anonymousId."""
     return message.user_id if message.user_id is not None else f"anon:{message.anonymous_id}"
 
 
@@ -71,7 +71,9 @@ class Engine:
         effects: list[Effect] = []
         while self._due and self._due[0][0] <= until:
             at, lead_id = heapq.heappop(self._due)
-            lead = self.leads[lead_id]
+            lead = self.leads.get(lead_id)
+            if lead is None:
+                continue  # folded into another lead since this tick was planned
             due = lead.next_action_at(self.programme)
             if due is None or due > at:
                 continue  # superseded: the lead changed since this tick was planned
@@ -90,18 +92,15 @@ class Engine:
         return list(outcome.effects)
 
     def _resolve(self, message: Message) -> Lead:
-        """The lead a message belongs to; an identify joins an anonymous visitor's history to the lead."""
-        known = [self.profiles[p] for p in message.profile_ids if p in self.profiles]
-        if not known:
-            lead = new_lead(lead_id_for(message))
-            self.leads[lead.lead_id] = lead
-        else:
-            lead = self.leads[known[0]]
-            for other_id in known[1:]:
-                if other_id != lead.lead_id:
-                    lead = merge(lead, self.leads.pop(other_id))
-                    self.profiles = {p: lead.lead_id if i == other_id else i for p, i in self.profiles.items()}
-            self.leads[lead.lead_id] = lead
-        for profile in message.profile_ids:
+        """The lead a message belongs to; an identify folds an anonymous visitor's history into the lead."""
+        links = {p: self.profiles[p] for p in message.profile_ids if p in self.profiles}
+        found = resolve(message.profile_ids, links, lambda: lead_id_for(message))
+        lead = new_lead(found.lead_id) if found.is_new else self.leads[found.lead_id]
+        if found.absorbed is not None:
+            lead = merge(lead, self.leads.pop(found.absorbed))
+            # Every profile of the absorbed lead moves with it (more than one only if a device was shared).
+            self.profiles = {p: lead.lead_id if i == found.absorbed else i for p, i in self.profiles.items()}
+        self.leads[lead.lead_id] = lead
+        for profile in found.link:
             self.profiles[profile] = lead.lead_id
         return lead

@@ -11,8 +11,8 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from nurture.domain.journey import Effect, SalesAlert, Send, Transition
-from nurture.domain.messages import segment_message
-from nurture.tools.engine import Engine, Message
+from nurture.domain.messages import Message, segment_message
+from nurture.tools.engine import Engine
 
 
 @dataclass(frozen=True)

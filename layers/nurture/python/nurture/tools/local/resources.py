@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -103,5 +104,6 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
         c.ENV_SES_CONFIGURATION_SET: c.SES_CONFIGURATION_SET,
         c.ENV_FROM_ADDRESS: FROM_ADDRESS,
         c.ENV_WRITE_KEYS_SECRET: WRITE_KEYS_SECRET,
+        c.ENV_ALLOWED_ORIGINS: os.environ.get(c.ENV_ALLOWED_ORIGINS, ""),  # none unless the shell sets some
         c.ENV_DUE_SHARDS: str(c.DUE_SHARDS),
     }

@@ -16,12 +16,14 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email import message_from_string
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
+from moto.ses.models import ses_backends
 
 from nurture import constants as c
 from nurture.adapters.dynamodb import LeadTable
@@ -36,6 +38,27 @@ from nurture.tools.local.lambda_events import LocalContext, scheduled_event, sqs
 FUNCTIONS = REPO / "functions"
 STREAM_BATCH_SIZE = 100
 MAX_STREAM_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class ReceivedEmail:
+    """One email as SES received it."""
+
+    message_id: str
+    to: tuple[str, ...]
+    subject: str
+
+
+def _received(message: Any) -> ReceivedEmail:
+    """moto keeps a Simple email as a `Message` (destinations by kind) and a Raw one as a `RawMessage`."""
+    destinations = message.destinations
+    if isinstance(destinations, dict):
+        to = tuple(destinations.get("ToAddresses", []))
+        subject = message.subject
+    else:
+        to = tuple(destinations)
+        subject = message_from_string(message.raw_data).get("Subject", "")
+    return ReceivedEmail(message_id=message.id, to=to, subject=subject)
 
 
 @dataclass
@@ -59,6 +82,7 @@ class LocalStack:
         self._handlers: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
+        self._account: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -106,6 +130,10 @@ class LocalStack:
                 os.environ[name] = value
         wiring.reset()
         if self._server is not None:
+            # moto keeps its state in the process, not the server: reset it so that another stack
+            # started in this process (mutmut runs pytest many times in one) begins empty.
+            reset = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
+            urllib.request.urlopen(reset).close()  # noqa: S310 - loopback only
             self._server.stop()
             self._server = None
 
@@ -172,22 +200,65 @@ class LocalStack:
         return min(times, default=None)
 
     # --- what was sent -----------------------------------------------------------------------
+    def emails(self) -> list[ReceivedEmail]:
+        """Every email moto's SES accepted, in the order it accepted them: what recipients would get.
+
+        Read from moto's SES backend in this process (the server runs in a thread here); SES v2's SendEmail
+        is kept by the v1 backend, as `GET {endpoint}/moto-api/data.json` also shows under `ses`.
+        """
+        if self._account is None:
+            self._account = self.client("sts").get_caller_identity()["Account"]
+        sent = list(ses_backends[self._account][resources.REGION].sent_messages)
+        return [_received(message) for message in sent]
+
     def outbox(self) -> list[dict[str, Any]]:
-        """Every email sent: the send records joined with what moto's SES received."""
-        with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json") as answer:  # noqa: S310 - loopback only
-            ses = json.load(answer).get("ses", {}) or {}
-        recipients = {m["id"]: m["destinations"]["ToAddresses"][0] for m in ses.get("Message", [])}
-        return [
-            {
-                "to": recipients.get(r.provider_id),
-                "subject": r.subject,
-                "sequence": r.sequence.value,
-                "content_id": r.content_id,
-                "sent_at": r.sent_at.isoformat(),
-                "lead_id": r.lead_id,
-            }
-            for r in self.leads.sends()
-        ]
+        """Every email SES accepted, in order, joined with the send record the sender wrote with SES's message id.
+
+        To and subject are what SES received. moto keeps neither an email's tags nor when it was sent, so the
+        lead, sequence, email and time come from the lead's send record whose `provider_id` is the email's
+        message id. An email with no such record (one of two copies of an email: the record keeps the last one's
+        id; or an email whose record was never written) is still listed, with those fields null: the outbox
+        never hides what SES sent.
+        """
+        with self.lock:  # between handler invocations: an email accepted by SES has its record written
+            emails = self.emails()
+            records = self._send_records()
+        outbox = []
+        for mail in emails:
+            record = records.get(mail.message_id, {})
+            outbox.append(
+                {
+                    "to": mail.to[0] if mail.to else None,
+                    "subject": mail.subject,
+                    "sequence": record.get("sequence"),
+                    "content_id": record.get("content_id"),
+                    "sent_at": record.get("sent_at"),
+                    "lead_id": record.get("lead_id"),
+                    "message_id": mail.message_id,
+                }
+            )
+        return outbox
+
+    def _send_records(self) -> dict[str, dict[str, str]]:
+        """The leads table's send records (`LEAD#<id>`, `SEND#<sequence>#<content_id>`) by SES message id: a scan,
+        fine for the local stack, never done by a Lambda."""
+        records: dict[str, dict[str, str]] = {}
+        scan = self.client("dynamodb").get_paginator("scan")
+        for page in scan.paginate(
+            TableName=c.LEADS_TABLE,
+            FilterExpression="begins_with(#sk, :send)",
+            ExpressionAttributeNames={"#sk": c.LEADS_SK},
+            ExpressionAttributeValues={":send": {"S": "SEND#"}},
+        ):
+            for item in page["Items"]:
+                _, sequence, content_id = item[c.LEADS_SK]["S"].split("#", 2)
+                records[item["provider_id"]["S"]] = {
+                    "lead_id": item[c.LEADS_PK]["S"].removeprefix("LEAD#"),
+                    "sequence": sequence,
+                    "content_id": content_id,
+                    "sent_at": datetime.fromisoformat(item["sent_at"]["S"]).isoformat(),
+                }
+        return records
 
     # --- pumps --------------------------------------------------------------------------------
     def _pump_stream(self) -> int:

@@ -1,0 +1,31 @@
+"""Metric names live in one enum, and the architecture doc explains every one of them."""
+
+from __future__ import annotations
+
+import ast
+
+from nurture.runtime.observability import Metric
+from tests.support import ROOT
+
+PACKAGE = ROOT / "layers" / "nurture" / "python" / "nurture"
+
+
+def test_docs_architecture_lists_every_metric_the_engine_emits() -> None:
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+
+    missing = [metric.value for metric in Metric if f"`{metric.value}`" not in architecture]
+
+    assert not missing, f"docs/architecture.md does not explain {missing}"
+
+
+def test_metrics_are_emitted_only_through_the_metric_enum() -> None:
+    sources = [*PACKAGE.rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    emitting_directly = []
+    for path in sources:
+        if path.name == "observability.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "add_metric":
+                emitting_directly.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+
+    assert not emitting_directly, f"use observability.count(Metric.…) instead: {emitting_directly}"
