@@ -154,26 +154,17 @@ def build_app(
             raise Unauthorised("admin routes need IAM authorisation")
         return next_middleware(app)
 
-    @app.get(
-        "/v1/leads",
-        middlewares=[require_admin],
-        responses=_ADMIN_RESPONSES,
-        tags=["admin"],
-        summary="Find a lead by email",
-    )
+    def admin_route(path: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return app.get(path, middlewares=[require_admin], responses=_ADMIN_RESPONSES, tags=["admin"], summary=summary)
+
+    @admin_route("/v1/leads", "Find a lead by email")
     def find_lead(email: Annotated[str, Query(min_length=3, max_length=254)]) -> LeadView:
         stored = wiring.ports().leads.find_by_email(email)
         if stored is None:
             raise NotFound("no lead with that email")
         return lead_view(stored, wiring.content().programme(), clock.now())
 
-    @app.get(
-        "/v1/leads/<lead_id>",
-        middlewares=[require_admin],
-        responses=_ADMIN_RESPONSES,
-        tags=["admin"],
-        summary="A lead's stage, scores with their explanation, transitions and sends",
-    )
+    @admin_route("/v1/leads/<lead_id>", "A lead's stage, scores with their explanation, transitions and sends")
     def get_lead(lead_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_:.-]+$")]) -> LeadView:
         stored = wiring.ports().leads.get(lead_id)
         if stored is None:
