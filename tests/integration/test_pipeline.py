@@ -10,6 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.exceptions import ClientError, ReadTimeoutError
+
 from nurture import constants as c
 from nurture.runtime import clients as aws
 from nurture.tools.local.lambda_events import LocalContext, http_event, scheduled_event, sqs_event
@@ -214,3 +218,49 @@ def test_the_clock_runs_each_due_tick_in_order(stack: LocalStack) -> None:
     assert [o["content_id"][:12] for o in sent] == ["awareness-01", "awareness-02", "awareness-03"]
     times = [datetime.fromisoformat(o["sent_at"]) for o in sent]
     assert {later - earlier for earlier, later in itertools.pairwise(times)} == {timedelta(days=14)}
+
+
+def test_a_send_whose_answer_from_ses_is_lost_is_not_sent_again(stack: LocalStack) -> None:
+    # Given SES accepts the email, and the answer is lost on the way back (a read timeout)
+    message = _queued_send(stack, "u-lost", "lost@northwind.example")
+    event = sqs_event([message], stack.send_queue_arn)
+
+    def lose_the_answer(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://email.eu-west-1.amazonaws.com")
+
+    ses = aws.client("sesv2")
+    ses.meta.events.register("after-call.sesv2.SendEmail", lose_the_answer)
+    try:
+        first = stack.invoke("sender", copy.deepcopy(event))
+    finally:
+        ses.meta.events.unregister("after-call.sesv2.SendEmail", lose_the_answer)
+    # When SQS delivers the request again
+    again = stack.invoke("sender", copy.deepcopy(event))
+    _done_with(stack, message)
+    # Then SES holds one email, and neither delivery asked for a retry
+    assert first == again == {"batchItemFailures": []}
+    assert len(_emails_to(stack, "lost@northwind.example")) == 1
+
+
+def test_a_send_ses_refused_is_retried_and_sent_once(stack: LocalStack) -> None:
+    # Given SES throttles the first attempt (it answers with an error: nothing went out)
+    message = _queued_send(stack, "u-throttled", "throttled@northwind.example")
+    event = sqs_event([message], stack.send_queue_arn)
+
+    def throttle(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "SendEmail")
+
+    ses = aws.client("sesv2")
+    ses.meta.events.register("before-call.sesv2.SendEmail", throttle)
+    try:
+        # powertools fails an invocation whose every record failed, so Lambda retries the batch
+        with pytest.raises(BatchProcessingError):
+            stack.invoke("sender", copy.deepcopy(event))
+    finally:
+        ses.meta.events.unregister("before-call.sesv2.SendEmail", throttle)
+    # When SQS delivers it again
+    again = stack.invoke("sender", copy.deepcopy(event))
+    _done_with(stack, message)
+    # Then the retry sent the one email
+    assert again == {"batchItemFailures": []}
+    assert len(_emails_to(stack, "throttled@northwind.example")) == 1

@@ -4,6 +4,7 @@ identity merges, the due-only dispatcher and the at-most-once sender."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
@@ -17,7 +18,7 @@ from nurture.domain.journey import SalesAlert, Transition
 from nurture.domain.programme import Stage
 from nurture.pipeline.dispatch import dispatch
 from nurture.pipeline.leads import LeadService
-from nurture.pipeline.ports import Conflict, SendRequest, StoredEvent
+from nurture.pipeline.ports import Conflict, NotSent, SendRequest, StoredEvent
 from nurture.pipeline.score import CoalescingScorer
 from nurture.pipeline.send import Sender, deliver
 from nurture.runtime.observability import metrics
@@ -346,3 +347,68 @@ def test_one_batch_joining_two_anonymous_histories_to_a_lead_merges_both(service
     [stored] = ports.leads.items.values()
     assert stored.profiles == {"u#u-1", "a#a-phone", "a#a-laptop"}
     assert stored.lead.intent(starter(), T0) == 60
+
+
+@pytest.mark.parametrize("failure", [TimeoutError("read timed out"), ConnectionResetError("connection dropped")])
+def test_a_send_whose_answer_is_lost_is_never_sent_again(service, ports, monkeypatch, failure) -> None:
+    # Given the mailer hands the email over and then loses SES's answer
+    request = _queued_email(service, ports)
+    sender = Sender(MemoryRecords())
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
+    mailer_send = ports.mailer.send
+
+    def sent_then_lost(**email):
+        mailer_send(**email)
+        raise failure
+
+    monkeypatch.setattr(ports.mailer, "send", sent_then_lost)
+    first = sender.send(request, ports, fake_content(ports), T0)
+    monkeypatch.setattr(ports.mailer, "send", mailer_send)
+    # When the queue delivers the request again
+    again = sender.send(request, ports, fake_content(ports), T0 + days(1))
+    # Then the person got one email, and the uncertainty is counted, not silent
+    assert len(ports.mailer.sent) == 1
+    assert first.outcome == again.outcome == "unconfirmed"
+    assert counted.count("SendsUnconfirmed") == 1
+
+
+def test_an_email_sent_whose_record_cannot_be_written_is_not_sent_again(service, ports, monkeypatch) -> None:
+    # Given SES accepts the email but the send record's write is throttled
+    request = _queued_email(service, ports)
+    sender = Sender(MemoryRecords())
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
+
+    def throttled(record):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(ports.leads, "record_send", throttled)
+    first = sender.send(request, ports, fake_content(ports), T0)
+    monkeypatch.undo()
+    # When the request is delivered again
+    again = sender.send(request, ports, fake_content(ports), T0 + days(1))
+    # Then one email went out, and the lost record is counted
+    assert len(ports.mailer.sent) == 1
+    assert first.outcome == again.outcome == "sent"
+    assert "SendRecordsLost" in counted
+
+
+def test_an_email_the_mailer_surely_did_not_send_is_retried(service, ports, monkeypatch) -> None:
+    # Given SES refuses the first attempt (throttled: nothing went out)
+    request = _queued_email(service, ports)
+    sender = Sender(MemoryRecords())
+    mailer_send = ports.mailer.send
+
+    def refused(**email):
+        raise NotSent("Throttling")
+
+    monkeypatch.setattr(ports.mailer, "send", refused)
+    with pytest.raises(NotSent):
+        sender.send(request, ports, fake_content(ports), T0)
+    monkeypatch.setattr(ports.mailer, "send", mailer_send)
+    # When the queue retries it
+    retried = sender.send(request, ports, fake_content(ports), T0 + timedelta(minutes=1))
+    # Then it is sent, once
+    assert retried.outcome == "sent"
+    assert len(ports.mailer.sent) == 1

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+from nurture.pipeline.ports import NotSent
+
+# SES answered with an error (it refused the email), or the request never reached it. A read timeout or a
+# dropped connection after the request went out is neither: SES may have sent it, so it is not NotSent.
+_SURELY_NOT_SENT = (ClientError, ConnectTimeoutError, EndpointConnectionError)
+
 
 class SesMailer:
     def __init__(self, client: Any, from_address: str, configuration_set: str) -> None:
@@ -12,7 +20,15 @@ class SesMailer:
         self.configuration_set = configuration_set
 
     def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
-        answer = self.client.send_email(
+        try:
+            answer = self._send_email(to, subject, text, html, tags)
+        except _SURELY_NOT_SENT as error:
+            raise NotSent(str(error)) from error
+        message_id: str = answer["MessageId"]
+        return message_id
+
+    def _send_email(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> Any:
+        return self.client.send_email(
             FromEmailAddress=self.from_address,
             Destination={"ToAddresses": [to]},
             Content={
@@ -24,5 +40,3 @@ class SesMailer:
             ConfigurationSetName=self.configuration_set,
             EmailTags=[{"Name": name, "Value": value} for name, value in tags.items()],
         )
-        message_id: str = answer["MessageId"]
-        return message_id

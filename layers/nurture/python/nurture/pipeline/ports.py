@@ -21,6 +21,12 @@ from nurture.domain.programme import Stage
 effects_adapter: TypeAdapter[list[Effect]] = TypeAdapter(list[Effect])
 
 
+class NotSent(Exception):
+    """The mailer is sure the email did not go out (the provider refused it, or was never reached): safe to retry.
+
+    Any other error from `Mailer.send` means the outcome is unknown, and the email must not be sent again."""
+
+
 class Conflict(Exception):
     """Someone else changed the lead (or the link) since it was read: read again and retry."""
 
@@ -125,7 +131,7 @@ class SendQueue(Protocol):
 
 class Mailer(Protocol):
     def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
-        """Send one email; returns the provider's message id."""
+        """Send one email; returns the provider's message id. Raises NotSent when it surely did not go out."""
 
 
 class ContentSource(Protocol):

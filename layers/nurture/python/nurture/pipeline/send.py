@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from nurture.domain.content import ContentError, render
 from nurture.pipeline.content import CachedContent
-from nurture.pipeline.ports import Ports, SendRequest, SentRecord
+from nurture.pipeline.ports import NotSent, Ports, SendRequest, SentRecord
 from nurture.runtime.observability import Metric, count, logger
 
 SENDER = {"name": "The Northstar team", "company": "Northstar"}
@@ -31,7 +31,8 @@ warnings.filterwarnings("ignore", message="Couldn't determine the remaining time
 
 
 class Delivery(BaseModel):
-    outcome: Literal["sent", "skipped", "blocked"]
+    # "unconfirmed": the mailer's answer was lost after the email may have gone out; never sent again.
+    outcome: Literal["sent", "unconfirmed", "skipped", "blocked"]
     reason: str = ""
     provider_id: str = ""
 
@@ -50,25 +51,48 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
         count(Metric.BROKEN_EMAILS)
         logger.error("email not sent: broken content", extra={"content_id": request.content_id, "error": str(error)})
         return _skipped("broken content", request)
-    provider_id = ports.mailer.send(
-        to=lead.email,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        tags={"sequence": request.sequence.value, "content_id": request.content_id},
-    )
-    ports.leads.record_send(
-        SentRecord(
-            lead_id=request.lead_id,
-            sequence=request.sequence,
-            content_id=request.content_id,
+    try:
+        provider_id = ports.mailer.send(
+            to=lead.email,
             subject=rendered.subject,
-            sent_at=now,
-            provider_id=provider_id,
+            text=rendered.text,
+            html=rendered.html,
+            tags={"sequence": request.sequence.value, "content_id": request.content_id},
         )
-    )
+    except NotSent:
+        raise  # nothing went out: the send is released and the queue retries it
+    except Exception:
+        # The email may have gone out. Completing the send (rather than raising, which would release it for a
+        # retry) makes a lost email possible and a duplicate impossible, and the loss is counted, not silent.
+        count(Metric.SENDS_UNCONFIRMED)
+        logger.exception("email may have been sent; its answer was lost: not sending again", extra=_ids(request))
+        _record(ports, request, rendered.subject, now, provider_id="")
+        return Delivery(outcome="unconfirmed", reason="the mailer's answer was lost")
+    _record(ports, request, rendered.subject, now, provider_id)
     count(Metric.EMAILS_SENT)
     return Delivery(outcome="sent", provider_id=provider_id)
+
+
+def _record(ports: Ports, request: SendRequest, subject: str, now: datetime, provider_id: str) -> None:
+    """Record what went out (an empty provider id: unconfirmed). The email is out already: a failure to record
+    it must not release the send for a retry, so it is counted and logged instead of raised."""
+    record = SentRecord(
+        lead_id=request.lead_id,
+        sequence=request.sequence,
+        content_id=request.content_id,
+        subject=subject,
+        sent_at=now,
+        provider_id=provider_id,
+    )
+    try:
+        ports.leads.record_send(record)
+    except Exception:
+        count(Metric.SEND_RECORDS_LOST)
+        logger.exception("email sent but its send record was not written", extra=_ids(request))
+
+
+def _ids(request: SendRequest) -> dict[str, str]:
+    return {"lead_id": request.lead_id, "sequence": request.sequence.value, "content_id": request.content_id}
 
 
 def _skipped(reason: str, request: SendRequest) -> Delivery:

@@ -30,6 +30,8 @@ class Metric(StrEnum):
     LEADS_DUE = "LeadsDue"
     DISPATCH_FAILURES = "DispatchFailures"
     EMAILS_SENT = "EmailsSent"
+    SENDS_UNCONFIRMED = "SendsUnconfirmed"
+    SEND_RECORDS_LOST = "SendRecordsLost"
     SENDS_SKIPPED = "SendsSkipped"
     BROKEN_EMAILS = "BrokenEmails"
     DUPLICATE_SENDS_BLOCKED = "DuplicateSendsBlocked"
