@@ -32,6 +32,7 @@ import botocore.client
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
+from nurture.domain.system_events import is_system_event
 from nurture.pipeline.ingest import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES
 from nurture.runtime import clients as aws
 from nurture.runtime.observability import logger
@@ -192,9 +193,15 @@ def wrap_invoke(stack: LocalStack, calls: Calls, work: Work) -> None:
 
 def requests(leads: range) -> list[tuple[str, bytes]]:
     """(path, body) of the leads' messages, oldest first: even-numbered leads post each message on its
-    own route (/v1/identify, /v1/page, /v1/track), odd-numbered ones in /v1/batch requests."""
+    own route (/v1/identify, /v1/page, /v1/track), odd-numbered ones in /v1/batch requests. Email opens
+    and unsubscribes are left out: they come from SES feedback and the unsubscribe link, not the public API."""
     messages = sorted(
-        population(LEADS, MONDAY - timedelta(days=HISTORY_DAYS), days=HISTORY_DAYS), key=lambda m: m["timestamp"]
+        (
+            m
+            for m in population(LEADS, MONDAY - timedelta(days=HISTORY_DAYS), days=HISTORY_DAYS)
+            if not is_system_event(m.get("event", ""))
+        ),
+        key=lambda m: m["timestamp"],
     )
     number = {id(m): int(m["messageId"][2:7]) for m in messages}  # "u-00042-3" -> 42
     single = [m for m in messages if number[id(m)] in leads and number[id(m)] % 2 == 0]

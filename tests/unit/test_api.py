@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from nurture.adapters.dynamodb import EventTable
 from nurture.api.resolver import build_app
 from nurture.constants import ENV_ALLOWED_ORIGINS, ENV_LOCAL_ADMIN_TOKEN
 from nurture.pipeline.leads import LeadService
@@ -200,6 +202,24 @@ def test_a_message_over_32_kb_inside_a_batch_costs_only_itself(ports) -> None:
         pytest.param("/v1/page", {"userId": "u-ada", "properties": ["/pricing"]}, "properties", id="bad-properties"),
         pytest.param("/v1/page", {"userId": {"id": 7}}, "userId", id="bad-user-id"),
         pytest.param("/v1/page", {"properties": {"path": "/pricing"}}, "message", id="nobody-sent-it"),
+        pytest.param("/v1/identify", {"userId": "u-ada", "traits": {"country": "XX"}}, "traits.country", id="xx"),
+        pytest.param(
+            "/v1/identify", {"userId": "u-ada", "traits": {"timezone": "localtime"}}, "traits.timezone", id="localtime"
+        ),
+        pytest.param(
+            "/v1/identify", {"userId": "u-ada", "traits": {"email": "a,b@c.example"}}, "traits.email", id="comma"
+        ),
+        pytest.param(
+            "/v1/identify", {"userId": "u-ada", "traits": {"email": "nul\x00x@c.example"}}, "traits.email", id="nul"
+        ),
+        pytest.param(
+            "/v1/identify", {"userId": "u-ada", "traits": {"email": '"e"<x@y.example>'}}, "traits.email", id="display"
+        ),
+        pytest.param("/v1/page", {"userId": "u-\x00ada"}, "userId", id="nul-in-user-id"),
+        pytest.param("/v1/track", track_body(event="Demo\x00Requested"), "event", id="nul-in-event"),
+        pytest.param("/v1/page", {"userId": "u-ada", "timestamp": "9999-12-25T00:00:00Z"}, "timestamp", id="year-9999"),
+        pytest.param("/v1/page", {"userId": "u-ada", "timestamp": "1999-12-31T00:00:00Z"}, "timestamp", id="pre-2000"),
+        pytest.param("/v1/track", track_body(event="Email Opened"), "event", id="system-event"),
     ],
 )
 def test_a_bad_message_is_400_naming_the_field_and_stores_nothing(ports, path, body, field) -> None:
@@ -429,3 +449,200 @@ def test_a_batch_that_repeats_a_message_id_stores_it_once(ports: Ports) -> None:
     assert reply.status == 200
     assert (reply.body["accepted"], reply.body["duplicates"]) == (42, 1)
     assert len(stored(ports)) == 41
+
+
+# --- issue 7: what a public write key cannot do -------------------------------------------------
+class RecordingDynamo:
+    """Enough of a DynamoDB client for the real EventTable, which serialises each message as it is stored."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def put_item(self, **request: Any) -> None:
+        self.items.append(request["Item"])
+
+
+@pytest.fixture
+def dynamo() -> RecordingDynamo:
+    """The API storing through the real events adapter, as deployed (so a message it cannot serialise fails)."""
+    client = RecordingDynamo()
+    wiring.override(ports=dataclasses.replace(fake_ports(), events=EventTable(client, "events")))
+    return client
+
+
+def nested_properties(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+DEEP = track_body(properties=nested_properties(256))  # the issue's 1.6 KB body
+
+
+def test_a_message_nested_256_levels_is_400_naming_the_field_not_500(dynamo) -> None:
+    assert len(json.dumps(DEEP)) < 2_000
+    reply = call("POST", "/v1/track", DEEP, WITH_KEY)
+    assert reply.status == 400
+    assert fields_named(reply) == [(None, "properties")]
+    assert dynamo.items == []
+
+
+def test_a_batch_of_30_good_messages_and_a_deep_one_stores_the_30_and_names_the_deep_one(dynamo) -> None:
+    good = [track_body(messageId=f"m-{n}") for n in range(30)]
+    reply = call("POST", "/v1/batch", {"batch": [*good, DEEP]}, WITH_KEY)
+    assert (reply.status, reply.body["accepted"]) == (400, 30)
+    assert fields_named(reply) == [(30, "properties")]
+    kept = [json.loads(item["message"]["S"])["messageId"] for item in dynamo.items]
+    assert sorted(kept) == sorted(m["messageId"] for m in good)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(json.dumps(DEEP).encode(), id="256-levels"),
+        pytest.param(b"[" * 30_000, id="too-deep-to-parse"),
+        pytest.param(b'{"writeKey": "' + WRITE_KEY.encode() + b'", "properties": ' + b"[" * 30_000, id="key-inside"),
+        pytest.param(json.dumps(track_body()).encode("utf-16"), id="utf-16"),
+    ],
+)
+@pytest.mark.parametrize(("headers", "status"), [(WITH_KEY, 400), (JSON, 401)], ids=["with-key", "without-key"])
+def test_a_body_that_cannot_be_stored_is_a_4xx_with_or_without_a_key(dynamo, body, headers, status) -> None:
+    # The body is parsed before the key is checked (the key may be in it): parsing must not be what fails
+    reply = call("POST", "/v1/track", body, headers)
+    assert reply.status == status
+    assert dynamo.items == []
+
+
+def test_a_body_too_deep_to_parse_names_the_body(ports) -> None:
+    reply = call("POST", "/v1/batch", b'{"batch": ' + b"[" * 30_000, WITH_KEY)
+    assert reply.body["errors"] == [{"field": "body", "problem": "is nested deeper than 32 levels", "index": None}]
+
+
+def test_a_utf_16_body_is_400_naming_the_body(ports) -> None:
+    reply = call("POST", "/v1/track", json.dumps(track_body()).encode("utf-16"), WITH_KEY)
+    assert (reply.status, fields_named(reply)) == (400, [(None, "body")])
+    assert stored(ports) == []
+
+
+def test_a_body_that_is_not_base64_is_400_not_500(ports) -> None:
+    event = http_event("POST", "/v1/track", "", WITH_KEY, b"", T0)
+    reply = deliver({**event, "body": "%%% not base64 %%%", "isBase64Encoded": True})
+    assert (reply.status, fields_named(reply)) == (400, [(None, "body")])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param(b'{"userId": "u-ada", "event": "Paid", "properties": {"amount": NaN}}', "properties.amount"),
+        pytest.param(b'{"userId": "u-ada", "event": "Paid", "properties": {"amount": 1e999}}', "properties.amount"),
+    ],
+    ids=["NaN", "1e999"],
+)
+def test_a_number_that_is_not_finite_is_400_instead_of_stored_as_null(dynamo, body, field) -> None:
+    reply = call("POST", "/v1/track", body, WITH_KEY)
+    assert (reply.status, fields_named(reply)) == (400, [(None, field)])
+    assert dynamo.items == []
+
+
+def test_a_non_finite_number_in_a_batch_costs_only_its_message(ports) -> None:
+    body = (
+        b'{"batch": [{"type": "page", "userId": "u-ada", "messageId": "m-0"},'
+        b' {"type": "page", "userId": "u-ada", "messageId": "m-1", "context": {"x": -Infinity}}]}'
+    )
+    reply = call("POST", "/v1/batch", body, WITH_KEY)
+    assert (reply.status, fields_named(reply)) == (400, [(1, "context.x")])
+    assert [m["messageId"] for m in stored(ports)] == ["m-0"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    ["Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced", "Email Complained", "Unsubscribed"],
+)
+def test_the_engines_own_events_are_refused_on_the_write_key_naming_the_event(ports, event) -> None:
+    reply = call("POST", "/v1/track", track_body(event=event), WITH_KEY)
+    assert (reply.status, fields_named(reply)) == (400, [(None, "event")])
+    assert event in reply.body["errors"][0]["problem"]
+    assert stored(ports) == []
+
+
+def test_in_a_batch_each_system_event_is_refused_and_a_websites_demo_booked_is_stored(ports) -> None:
+    batch = [
+        track_body(messageId="m-0", event="Demo Booked"),
+        track_body(messageId="m-1", event="Unsubscribed"),
+        track_body(messageId="m-2", event="Email Bounced"),
+        track_body(messageId="m-3"),
+    ]
+    reply = call("POST", "/v1/batch", {"batch": batch}, WITH_KEY)
+    assert (reply.status, reply.body["accepted"]) == (400, 2)
+    assert fields_named(reply) == [(1, "event"), (2, "event")]
+    assert sorted(m["messageId"] for m in stored(ports)) == ["m-0", "m-3"]
+
+
+def test_a_page_view_dated_9999_is_refused_and_the_rest_of_its_batch_stored(ports) -> None:
+    batch = [{"type": "page", "userId": "u-ada", "messageId": "m-0"}, track_body(timestamp="9999-12-25T00:00:00Z")]
+    reply = call("POST", "/v1/batch", {"batch": batch}, WITH_KEY)
+    assert fields_named(reply) == [(1, "timestamp")]
+    assert [m["messageId"] for m in stored(ports)] == ["m-0"]
+
+
+def _deep_text(levels: int, opener: str) -> bytes:
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return (
+        '{"userId": "u", "event": "E", "properties": {"x": ' + opener * levels + "1" + closer * levels + "}}"
+    ).encode()
+
+
+_hostile = (
+    st.binary(max_size=64)
+    | st.builds(_deep_text, st.integers(1, 5_000), st.sampled_from(["[", '{"a":']))
+    | st.builds(lambda n: b"[" * n, st.integers(1, 40_000))
+    | st.sampled_from([b"NaN", b"Infinity", b"-1e999", b"1e999", b'"\\ud800"', b"\xff\xfe"]).map(
+        lambda number: b'{"userId": "u", "event": "E", "properties": {"x": ' + number + b"}}"
+    )
+    | st.builds(
+        lambda event, at: json.dumps({"userId": "u", "event": event, "timestamp": at}).encode(),
+        st.sampled_from(["Unsubscribed", "Email Opened", "Demo Booked", "E\x00"]),
+        st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat()),
+    )
+    | st.builds(lambda text, codec: text.encode(codec), st.text(max_size=30), st.sampled_from(["utf-16", "utf-32"]))
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    path=st.sampled_from(["/v1/track", "/v1/page", "/v1/identify", "/v1/batch"]),
+    body=_hostile,
+    batched=st.booleans(),
+    key=st.booleans(),
+)
+def test_no_body_with_or_without_a_key_gets_a_server_error(path: str, body: bytes, batched: bool, key: bool) -> None:
+    client = RecordingDynamo()
+    wiring.override(ports=dataclasses.replace(fake_ports(), events=EventTable(client, "events")))
+    if batched:
+        body = b'{"batch": [{"type": "page", "userId": "u"}, ' + body + b"]}"
+    reply = call("POST", path, body, WITH_KEY if key else JSON)
+    assert reply.status in ((200, 400, 413) if key else (401, 413))
+    if reply.status in (200, 400):
+        assert len(client.items) == reply.body["accepted"] - reply.body["duplicates"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "field"),
+    [
+        pytest.param(
+            b'{"userId": "u-ada", "event": "E", "properties": {"x": "\\ud800"}}', WITH_KEY, 400, "properties.x"
+        ),
+        pytest.param(b'{"userId": "u-ada", "event": "E", "properties": {"\\udfff": 1}}', WITH_KEY, 400, "properties"),
+        pytest.param(b'{"userId": "\\ud800", "event": "E"}', WITH_KEY, 400, "userId"),
+        pytest.param(b'{"userId": "u-ada", "event": "E", "writeKey": "\\ud800"}', JSON, 401, None),
+    ],
+    ids=["in-a-value", "in-a-key", "in-an-id", "as-the-write-key"],
+)
+def test_text_with_a_lone_surrogate_is_4xx_not_a_failure_to_store(dynamo, body, headers, status, field) -> None:
+    # "\ud800" is valid JSON, but no Unicode: it cannot be written as UTF-8, so storing it failed (a 500)
+    reply = call("POST", "/v1/track", body, headers)
+    assert reply.status == status
+    if field is not None:
+        assert fields_named(reply) == [(None, field)]
+    assert dynamo.items == []

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from nurture.pipeline.ingest import MAX_BATCH_MESSAGES, Intake, read_messages
+from nurture.domain.journey import Lead
+from nurture.domain.messages import TrackMessage, segment_message
+from nurture.domain.system_events import SYSTEM_EVENTS
+from nurture.pipeline.ingest import MAX_BATCH_MESSAGES, MAX_DEPTH, Intake, Problem, parse_body, read_messages
+from nurture.pipeline.ports import StoredEvent
 from tests.support import T0
 
 RECEIVED = T0
@@ -173,3 +178,235 @@ def test_a_batch_body_without_a_usable_batch_list_is_one_problem(body: dict[str,
 def test_a_message_must_have_the_routes_type() -> None:
     intake = read_messages({"type": "identify", "userId": "u-ada"}, "track", RECEIVED)
     assert [(p.field, p.problem) for p in intake.problems] == [("type", "must be 'track' on this route")]
+
+
+# --- what is refused (issue 7) ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        pytest.param({"timestamp": "9999-12-25T00:00:00Z"}, "timestamp", id="year-9999"),
+        pytest.param({"timestamp": iso(timedelta(days=1, seconds=1))}, "timestamp", id="a-day-and-a-second-ahead"),
+        pytest.param({"timestamp": "1999-12-31T23:59:59Z"}, "timestamp", id="before-2000"),
+        pytest.param({"timestamp": "0001-01-01T00:00:00Z"}, "timestamp", id="year-1"),
+        pytest.param(
+            {"originalTimestamp": iso(), "sentAt": "2001-01-01T00:00:00Z"},
+            "originalTimestamp",
+            id="ahead-once-corrected",
+        ),
+        pytest.param(
+            {"originalTimestamp": "2001-01-01T00:00:00Z", "sentAt": "2030-01-01T00:00:00Z"},
+            "originalTimestamp",
+            id="before-2000-once-corrected",
+        ),
+    ],
+)
+def test_a_timestamp_the_journey_cannot_compute_with_is_refused_naming_its_field(
+    fields: dict[str, Any], field: str
+) -> None:
+    # A page view dated 9999-12-25 once poisoned its lead: the next message overflowed the calendar.
+    intake = one("page", **fields)
+    assert problems(intake) == [(None, field)]
+    assert intake.accepted == []
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [iso(timedelta(days=1)), "2000-01-01T00:00:00Z", "2000-01-01T01:00:00+01:00"],
+    ids=["exactly-a-day-ahead", "the-first-instant-of-2000", "the-same-instant-elsewhere"],
+)
+def test_a_timestamp_at_the_edge_of_the_range_is_accepted(timestamp: str) -> None:
+    assert accepted_one(one("page", timestamp=timestamp))["timestamp"].year in (2000, RECEIVED.year)
+
+
+def test_a_far_future_message_in_a_batch_costs_only_itself() -> None:
+    intake = batch(page_item(messageId="m-0"), page_item(messageId="m-1", timestamp="9999-12-25T00:00:00Z"))
+    assert problems(intake) == [(1, "timestamp")]
+    assert [e.message_id for e in intake.accepted] == ["m-0"]
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """An object holding `levels` levels of objects, itself included: nested(1) == {}."""
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_a_message_nested_deeper_than_the_limit_is_refused_naming_the_field() -> None:
+    # The message is level 1 and `properties` level 2, so properties may hold MAX_DEPTH - 1 levels
+    assert accepted_one(one("track", event="Demo Requested", properties=nested(MAX_DEPTH - 1)))
+    intake = one("track", event="Demo Requested", properties=nested(MAX_DEPTH))
+    assert [(p.field, p.problem) for p in intake.problems] == [("properties", "is nested deeper than 32 levels")]
+    assert intake.accepted == []
+
+
+def test_a_deep_message_in_a_batch_costs_only_itself_wherever_the_depth_is() -> None:
+    deep = nested(256)
+    intake = batch(
+        page_item(messageId="m-0"),
+        page_item(properties=deep),
+        page_item(context=deep),
+        {"type": "identify", "userId": "u-ada", "traits": deep},
+        page_item(extra=[deep]),
+        page_item(messageId="m-5"),
+    )
+    assert problems(intake) == [(1, "properties"), (2, "context"), (3, "traits"), (4, "extra")]
+    assert [e.message_id for e in intake.accepted] == ["m-0", "m-5"]
+
+
+def test_a_deep_batch_context_is_a_problem_of_every_message_it_is_merged_into() -> None:
+    intake = batch(page_item(), page_item(), context=nested(MAX_DEPTH))
+    assert problems(intake) == [(0, "context"), (1, "context")]
+
+
+def test_a_body_too_deep_to_parse_is_a_problem_with_the_body_not_a_crash() -> None:
+    for raw in (b"[" * 100_000, b'{"batch": ' + b"[" * 200_000):
+        problem = parse_body(raw)
+        assert isinstance(problem, Problem)
+        assert (problem.field, problem.problem) == ("body", "is nested deeper than 32 levels")
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        pytest.param(b'{"userId": "u-ada", "properties": {"price": NaN}}', "properties.price", id="NaN"),
+        pytest.param(b'{"userId": "u-ada", "properties": {"price": 1e999}}', "properties.price", id="1e999"),
+        pytest.param(b'{"userId": "u-ada", "properties": {"items": [1, -Infinity]}}', "properties.items.1", id="-Inf"),
+        pytest.param(b'{"userId": "u-ada", "context": {"screen": {"density": Infinity}}}', "context.screen.density"),
+        pytest.param(b'{"userId": "u-ada", "type": "identify", "traits": {"score": NaN}}', "traits.score", id="trait"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused_naming_where_it_is(raw: bytes, field: str) -> None:
+    # Python's json reads NaN, Infinity and 1e999; stored, they came back as null
+    body = parse_body(raw)
+    intake = read_messages(body, body.get("type", "page"), RECEIVED)
+    assert problems(intake) == [(None, field)]
+    assert "finite" in intake.problems[0].problem
+
+
+def test_a_non_finite_number_in_a_batch_costs_only_its_message() -> None:
+    body = parse_body(
+        b'{"batch": [{"type": "page", "userId": "u", "messageId": "m-0"},'
+        b' {"type": "page", "userId": "u", "properties": {"x": NaN}}]}'
+    )
+    intake = read_messages(body, None, RECEIVED)
+    assert problems(intake) == [(1, "properties.x")]
+    assert [e.message_id for e in intake.accepted] == ["m-0"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "latin-1"])
+def test_a_body_that_is_not_utf_8_is_refused(encoding: str) -> None:
+    problem = parse_body(json.dumps({"userId": "u-ada", "event": "Démo"}, ensure_ascii=False).encode(encoding))
+    assert isinstance(problem, Problem)
+    assert problem.field == "body"
+
+
+def test_a_utf_8_body_with_a_byte_order_mark_is_still_utf_8() -> None:
+    body = parse_body("\ufeff".encode() + json.dumps({"userId": "u-ada", "event": "Démo"}).encode())
+    assert body == {"userId": "u-ada", "event": "Démo"}
+
+
+@pytest.mark.parametrize("event", SYSTEM_EVENTS)
+def test_the_engines_own_events_are_refused_on_the_public_api(event: str) -> None:
+    intake = one("track", event=event)
+    assert problems(intake) == [(None, "event")]
+    assert event in intake.problems[0].problem
+    assert intake.accepted == []
+
+
+@pytest.mark.parametrize("event", ["email opened", " Unsubscribed ", "EMAIL BOUNCED"])
+def test_a_system_event_is_refused_whatever_its_case(event: str) -> None:
+    assert problems(one("track", event=event)) == [(None, "event")]
+
+
+def test_a_system_event_in_a_batch_costs_only_itself_and_a_websites_demo_booked_is_kept() -> None:
+    intake = batch(
+        {"type": "track", "userId": "u-ada", "event": "Demo Booked", "messageId": "m-0"},
+        {"type": "track", "userId": "u-ada", "event": "Email Complained"},
+        {"type": "track", "userId": "u-ada", "event": "Email Link Clicked"},
+        page_item(messageId="m-3", name="Unsubscribed"),  # a page may be named anything
+    )
+    assert problems(intake) == [(1, "event"), (2, "event")]
+    assert [e.message_id for e in intake.accepted] == ["m-0", "m-3"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        pytest.param({"userId": "u\x00ada"}, "userId", id="nul-in-user-id"),
+        pytest.param({"anonymousId": "a-1\n"}, "anonymousId", id="newline-in-anonymous-id"),
+        pytest.param({"messageId": "m\x1b[31m"}, "messageId", id="escape-in-message-id"),
+        pytest.param({"event": "Demo\x00Requested"}, "event", id="nul-in-event"),
+        pytest.param({"event": "Demo\tRequested"}, "event", id="tab-in-event"),
+        pytest.param({"event": "Demo\x85Requested"}, "event", id="c1-in-event"),
+    ],
+)
+def test_control_characters_in_ids_and_event_names_are_refused(fields: dict[str, Any], field: str) -> None:
+    intake = one("track", **{"event": "Demo Requested", **fields})
+    assert problems(intake) == [(None, field)]
+
+
+def test_the_message_model_still_takes_system_events_from_the_engines_own_sources() -> None:
+    # SES feedback, the unsubscribe link, `nurture replay` and the tests feed them without the ingest API
+    for event in SYSTEM_EVENTS:
+        parsed = segment_message.validate_python(
+            {"type": "track", "userId": "u-ada", "messageId": "m", "event": event, "timestamp": iso()}
+        )
+        assert isinstance(parsed, TrackMessage)
+        assert parsed.event == event
+
+
+def identified(**traits: Any) -> Intake:
+    return one("identify", traits=traits)
+
+
+@pytest.mark.parametrize(
+    ("traits", "kept"),
+    [
+        pytest.param({"email": " Ada@NorthWind.Example "}, {"email": "ada@northwind.example"}, id="email-any-case"),
+        pytest.param({"email": "o'brien+nurture@northwind.example"}, {"email": "o'brien+nurture@northwind.example"}),
+        pytest.param({"country": "de"}, {"country": "DE"}, id="country-lower-case"),
+        pytest.param({"country": "XK"}, {"country": "XK"}, id="kosovo"),
+        pytest.param({"timezone": "europe/berlin"}, {"timezone": "Europe/Berlin"}, id="zone-any-case"),
+        pytest.param({"timezone": "UTC"}, {"timezone": "UTC"}, id="utc"),
+    ],
+)
+def test_good_traits_are_kept_in_their_canonical_spelling(traits: dict[str, Any], kept: dict[str, Any]) -> None:
+    stored = accepted_one(identified(**traits))["traits"]
+    assert {name: stored[name] for name in kept} == kept
+
+
+@pytest.mark.parametrize(
+    ("traits", "field"),
+    [
+        pytest.param({"country": "XX"}, "traits.country", id="XX"),
+        pytest.param({"country": "UK"}, "traits.country", id="UK-is-GB"),
+        pytest.param({"timezone": "localtime"}, "traits.timezone", id="localtime"),
+        pytest.param({"timezone": "Factory"}, "traits.timezone", id="Factory"),
+        pytest.param({"timezone": "../../etc/passwd"}, "traits.timezone", id="a-path"),
+        pytest.param({"email": "a,b@c.example"}, "traits.email", id="two-addresses"),
+        pytest.param({"email": "nul\x00x@c.example"}, "traits.email", id="nul"),
+        pytest.param({"email": '"e"<x@y.example>'}, "traits.email", id="display-name"),
+        pytest.param({"email": "ada@northwind"}, "traits.email", id="no-dot"),
+        pytest.param({"email": "ada@northwind.test"}, "traits.email", id="special-use-domain"),
+        pytest.param({"email": "ada@@northwind.example"}, "traits.email", id="two-at-signs"),
+    ],
+)
+def test_loose_traits_are_refused_naming_the_field(traits: dict[str, Any], field: str) -> None:
+    intake = identified(**traits)
+    assert problems(intake) == [(None, field)]
+
+
+def test_what_was_stored_under_the_looser_rules_stays_readable() -> None:
+    # A lead or an event stored before the rules were tightened is read back (by the scorer, the dispatcher,
+    # an identity merge) without the client rules: were it refused, its lead would be stuck for good.
+    traits = {"email": "a,b@c.example", "country": "XX", "timezone": "Factory"}
+    lead = Lead.model_validate_json(json.dumps({"lead_id": "l-1", "traits": traits}))
+    assert (lead.traits.email, lead.traits.country, lead.traits.timezone) == ("a,b@c.example", "XX", "Factory")
+    message = {"type": "track", "userId": "u\x00ada", "messageId": "m", "event": "Demo\tRequested", "timestamp": iso()}
+    stored = StoredEvent.model_validate({"profile_id": "u#u\x00ada", "message": message, "received_at": RECEIVED})
+    assert stored.message.user_id == "u\x00ada"
+    # while a client sending the same is refused
+    intake = one("identify", traits=traits)
+    assert problems(intake) == [(None, "traits.email"), (None, "traits.country"), (None, "traits.timezone")]
+    assert problems(read_messages(message, "track", RECEIVED)) == [(None, "userId"), (None, "event")]

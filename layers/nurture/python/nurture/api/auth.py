@@ -34,8 +34,9 @@ def write_key_of(headers: dict[str, str], body: Any) -> str | None:
 
 
 def same_secret(given: str, secret: str) -> bool:
-    """Constant-time comparison; as bytes, because `compare_digest` refuses non-ASCII str (a 500, not a 401)."""
-    return hmac.compare_digest(given.encode(), secret.encode())
+    """Constant-time comparison; as bytes, because `compare_digest` refuses non-ASCII str (a 500, not a 401).
+    `surrogatepass`: a key from a JSON body may hold a lone surrogate (`"\\ud800"`), which plain UTF-8 refuses."""
+    return hmac.compare_digest(given.encode(errors="surrogatepass"), secret.encode(errors="surrogatepass"))
 
 
 def known_write_key(key: str | None, keys: frozenset[str]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nurture.api.resolver import API_TITLE, API_VERSION, INGEST_BODIES, build_app
+from nurture.domain.system_events import SYSTEM_EVENTS
 
 MESSAGE_SCHEMAS = ("TrackMessage", "PageMessage", "IdentifyMessage")
 # The API fills these in when a client leaves them out (Segment's libraries always send them).
@@ -33,6 +34,10 @@ def openapi_document() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    # The message model accepts the engine's own events (replay feeds them); the public API refuses them.
+    event = schemas["TrackMessage"]["properties"]["event"]
+    event["not"] = {"enum": list(SYSTEM_EVENTS)}
+    event["description"] = "Not one of the events only the engine records (in any case): " + ", ".join(SYSTEM_EVENTS)
     for name in MESSAGE_SCHEMAS:
         schemas[name]["required"] = [r for r in schemas[name]["required"] if r not in FILLED_IN]
     for path, model in INGEST_BODIES.items():

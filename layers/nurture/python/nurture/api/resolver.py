@@ -104,11 +104,17 @@ def build_app(
 
     def ingest(kind: str | None) -> Response[Any]:
         event = app.current_event
-        raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
+        raw: bytes | None
+        try:
+            raw = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
+        except ValueError:  # not base64, or a lone surrogate: nothing API Gateway sends, but a 400, never a 500
+            raw = None
         limit = MAX_BATCH_BYTES if kind is None else MAX_MESSAGE_BYTES
-        if len(raw) > limit:
+        if raw is not None and len(raw) > limit:
             raise TooLarge(f"the body is {len(raw):,} bytes; the limit is {limit:,}")
-        body = parse_body(raw)
+        # Parsed before the write key is checked, as the key may be in the body: parse_body never raises,
+        # so a body that cannot be read is a 401 without a key and a 400 with one, never a 5xx.
+        body = parse_body(raw) if raw is not None else Problem(field="body", problem="could not be decoded")
         if not known_write_key(write_key_of(dict(event.headers), body), write_keys()):
             raise Unauthorised(
                 "missing or unknown write key: send it as the HTTP basic user, in X-Write-Key, "

@@ -8,23 +8,55 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
+from iso3166 import countries_by_alpha2
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 Seniority = Literal["ic", "manager", "director", "vp", "c_level"]
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_ID_LENGTH = 200
+CLIENT_INPUT = {"client_input": True}
+"""Validation context for what a client sends (the ingest API): the strict rules below apply. Without it
+(leads and events read back from the tables, replay, tests) the rules are the ones that data was stored
+under, so nothing stored before they were tightened becomes unreadable, and its lead stuck."""
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")  # what was stored before CLIENT_INPUT's rules
+# C0 and C1 control characters (NUL, tab, newline, DEL...): never part of an id or an event's name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def from_client(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and info.context.get("client_input") is True
+
+
+def no_control_characters(value: str | None, info: ValidationInfo) -> str | None:
+    if value is not None and from_client(info) and _CONTROL.search(value):
+        raise ValueError("must not contain control characters (such as NUL, tab or newline)")
+    return value
+
+
+@cache
+def iana_time_zones() -> dict[str, str]:
+    """The IANA time zone names (from the pinned `tzdata`, whatever the host has), by their lower case.
+
+    `zoneinfo.available_timezones()` also lists the host's own files, such as `localtime`, which
+    names no place and differs between machines; `Factory` is IANA's placeholder for "unknown".
+    """
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return {name.lower(): name for name in names if name != "Factory"}
 
 
 def as_utc(value: datetime) -> datetime:
@@ -39,7 +71,7 @@ class LeadTraits(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    email: str | None = None
+    email: str | None = Field(default=None, description="An address (syntax only; compared in lower case)")
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=300)
@@ -66,34 +98,47 @@ class LeadTraits(BaseModel):
 
     @field_validator("email")
     @classmethod
-    def _email(cls, value: str | None) -> str | None:
+    def _email(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        value = value.strip().lower()
-        if len(value) > 254 or not _EMAIL.match(value):
-            raise ValueError("must be an email address such as ada@example.com")
-        return value
+        if not from_client(info):
+            value = value.strip().lower()
+            if len(value) > 254 or not _EMAIL.match(value):
+                raise ValueError("must be an email address such as ada@example.com")
+            return value
+        try:
+            # Syntax only (no DNS look-up): one plain address, no display name, quotes or control characters.
+            checked = validate_email(value.strip(), check_deliverability=False)
+        except EmailNotValidError as error:
+            raise ValueError(f"must be an email address such as ada@example.com ({error})") from error
+        return checked.normalized.lower()
 
     @field_validator("country")
     @classmethod
-    def _country(cls, value: str | None) -> str | None:
+    def _country(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         value = value.strip().upper()
-        if not re.fullmatch(r"[A-Z]{2}", value):
-            raise ValueError("must be a two-letter ISO 3166 country code such as DE or US")
+        known = value in countries_by_alpha2 if from_client(info) else re.fullmatch(r"[A-Z]{2}", value)
+        if not known:
+            raise ValueError("must be an ISO 3166-1 alpha-2 country code such as DE or US")
         return value
 
     @field_validator("timezone")
     @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
+    def _timezone(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError("must be an IANA time zone such as Europe/Berlin") from error
-        return value
+        if not from_client(info):
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as error:
+                raise ValueError("must be an IANA time zone such as Europe/Berlin") from error
+            return value
+        name = iana_time_zones().get(value.strip().lower())
+        if name is None:
+            raise ValueError("must be an IANA time zone such as Europe/Berlin")
+        return name
 
     @field_validator("industry")
     @classmethod
@@ -124,6 +169,11 @@ class _Message(BaseModel):
         # Segment libraries send numeric user ids as numbers; they are ids, not quantities.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("message_id", "user_id", "anonymous_id")
+    @classmethod
+    def _printable_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return no_control_characters(value, info)
+
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
@@ -151,11 +201,22 @@ class TrackMessage(_Message):
     event: str = Field(min_length=1, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("event")
+    @classmethod
+    def _printable_event(cls, value: str, info: ValidationInfo) -> str:
+        no_control_characters(value, info)
+        return value
+
 
 class PageMessage(_Message):
     type: Literal["page"]
     name: str | None = Field(default=None, max_length=200)
     properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return no_control_characters(value, info)
 
     @property
     def path(self) -> str:

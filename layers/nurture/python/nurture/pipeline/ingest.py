@@ -7,19 +7,24 @@ Segment does, and validates every message on its own so one bad message in a bat
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nurture.domain.messages import Message, as_utc, segment_message
+from nurture.domain.messages import CLIENT_INPUT, Message, TrackMessage, as_utc, segment_message
+from nurture.domain.system_events import is_system_event
 from nurture.pipeline.ports import StoredEvent
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_MESSAGES = 2_500
+MAX_DEPTH = 32  # levels of objects and arrays in one message, the message itself being level 1
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # nothing this engine scores happened before
+MAX_AHEAD = timedelta(days=1)  # how far past its receipt a message may say it happened (after skew correction)
 KINDS = ("track", "page", "identify")
 
 
@@ -51,11 +56,20 @@ class Batch(BaseModel):
 
 
 def parse_body(raw: bytes) -> Any:
-    """JSON from a request body, or a Problem. `text/plain` bodies (navigator.sendBeacon) are JSON too."""
+    """JSON from a request body, or a Problem. `text/plain` bodies (navigator.sendBeacon) are JSON too.
+
+    UTF-8 only, as JSON on the wire must be (RFC 8259); a leading byte-order mark is tolerated.
+    """
     try:
-        return json.loads(raw or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        return Problem(field="body", problem=f"must be JSON encoded as UTF-8 (byte {error.start} is not UTF-8)")
+    try:
+        return json.loads(text or "null")
+    except json.JSONDecodeError as error:
         return Problem(field="body", problem=f"is not valid JSON ({error})")
+    except RecursionError:  # hundreds of levels: far past MAX_DEPTH, and too deep to read at all
+        return Problem(field="body", problem=f"is nested deeper than {MAX_DEPTH} levels")
 
 
 def read_messages(body: Any, kind: str | None, received_at: datetime) -> Intake:
@@ -65,7 +79,10 @@ def read_messages(body: Any, kind: str | None, received_at: datetime) -> Intake:
         intake.problems.append(Problem(field="body", problem="must be a JSON object"))
         return intake
     if kind is not None:
-        _read_one(body, kind, received_at, None, intake)
+        unsound = _unsound(body, None)
+        intake.problems += unsound.values()
+        if not unsound:
+            _read_one(body, kind, received_at, None, intake)
         return intake
     items = body.get("batch")
     if not isinstance(items, list) or not items:
@@ -75,21 +92,78 @@ def read_messages(body: Any, kind: str | None, received_at: datetime) -> Intake:
         intake.problems.append(Problem(field="batch", problem=f"has more than {MAX_BATCH_MESSAGES} messages"))
         return intake
     shared: dict[str, Any] = body["context"] if isinstance(body.get("context"), dict) else {}
+    # Walked once, not once per message it is merged into: a big shared context would cost that many times over.
+    shared_unsound = _unsound(shared, None, ("context",), depth=2)
     sent_at = body.get("sentAt")  # Segment's server libraries stamp the batch, not each message
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             intake.problems.append(Problem(field="message", problem="must be a JSON object", index=index))
-            continue
-        if len(json.dumps(item, default=str).encode()) > MAX_MESSAGE_BYTES:
-            intake.problems.append(Problem(field="message", problem="is larger than 32 KB", index=index))
             continue
         own = item.get("context", {})
         # Segment merges the batch's context into each message's; the message's own keys win.
         message = {**item, "context": {**shared, **own} if isinstance(own, dict) else own}
         if sent_at is not None:
             message.setdefault("sentAt", sent_at)
+        unsound = _unsound(item, index)
+        for top, problem in shared_unsound.items():
+            unsound.setdefault(top, problem.model_copy(update={"index": index}))
+        if unsound:
+            intake.problems += unsound.values()
+            continue
+        if len(json.dumps(item, default=str).encode()) > MAX_MESSAGE_BYTES:
+            intake.problems.append(Problem(field="message", problem="is larger than 32 KB", index=index))
+            continue
         _read_one(message, item.get("type"), received_at, index, intake)
     return intake
+
+
+def _unsound(
+    value: dict[str, Any], index: int | None, path: tuple[str, ...] = (), depth: int = 1
+) -> dict[str, Problem]:
+    """What keeps a message's JSON from being stored and read back, by top-level field (the first problem of
+    each, in the document's order): nesting deeper than MAX_DEPTH levels (serialising it fails), numbers
+    that are not finite (NaN and 1e999 would be stored as null) and text with a lone surrogate (`"\\ud800"`
+    is valid JSON but no Unicode: it cannot be written as UTF-8). Walks without recursion: depth cannot hurt it."""
+    found: dict[str, Problem] = {}
+    pending: list[tuple[Any, tuple[str, ...], int]] = [(value, path, depth)]
+    while pending:
+        value, path, depth = pending.pop()
+        top = path[0] if path else "message"
+        if top in found:
+            continue
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                found[top] = Problem(field=top, problem=f"is nested deeper than {MAX_DEPTH} levels", index=index)
+                continue
+            if isinstance(value, dict) and not all(_unicode(key) for key in value):
+                found[top] = Problem(field=".".join(path) or top, problem=_NOT_UNICODE_KEY, index=index)
+                continue
+            children = list(value.items() if isinstance(value, dict) else enumerate(value))
+            # Reversed onto the stack, so the walk (and the problem reported) follows the document's order.
+            pending.extend((child, (*path, str(key)), depth + 1) for key, child in reversed(children))
+        elif isinstance(value, float) and not math.isfinite(value):
+            found[top] = Problem(
+                field=".".join(path),
+                problem=f"must be a finite number, got {value} (NaN, Infinity or too large for a double)",
+                index=index,
+            )
+        elif isinstance(value, str) and not _unicode(value):
+            found[top] = Problem(field=".".join(path), problem=_NOT_UNICODE, index=index)
+    return found
+
+
+_NOT_UNICODE = "must be Unicode text: it has a lone surrogate escape (such as \\ud800)"
+_NOT_UNICODE_KEY = "has a key that is not Unicode text: a lone surrogate escape (such as \\ud800)"
+
+
+def _unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_one(raw: dict[str, Any], kind: Any, received_at: datetime, index: int | None, intake: Intake) -> None:
@@ -109,7 +183,7 @@ def _read_one(raw: dict[str, Any], kind: Any, received_at: datetime, index: int 
         problems.append(Problem(field=error.field, problem=error.problem, index=index))
         message["timestamp"] = received_at.isoformat()  # so the other fields are still checked
     try:
-        parsed = segment_message.validate_python(message)
+        parsed = segment_message.validate_python(message, context=CLIENT_INPUT)
     except ValidationError as error:
         for item in error.errors():
             loc = [str(part) for part in item["loc"] if part not in KINDS]
@@ -118,6 +192,18 @@ def _read_one(raw: dict[str, Any], kind: Any, received_at: datetime, index: int 
                     field=".".join(loc) or "message", problem=item["msg"].removeprefix("Value error, "), index=index
                 )
             )
+        intake.problems += problems
+        return
+    if isinstance(parsed, TrackMessage) and is_system_event(parsed.event):
+        # Only the public API refuses them: the model accepts them, for the engine's own sources.
+        problems.append(
+            Problem(
+                field="event",
+                problem=f"{parsed.event!r} is reserved for the engine itself (SES feedback and the unsubscribe "
+                "link record it); a website cannot send it",
+                index=index,
+            )
+        )
     if problems:
         intake.problems += problems
         return
@@ -130,7 +216,9 @@ class BadInstant(ValueError):
 
     def __init__(self, field: str, value: Any, problem: str = "must be an ISO-8601 date-time") -> None:
         self.field = field
-        self.problem = f"{problem}, got {value!r}"
+        # Only scalars are shown (shortened): the repr of a deeply nested value could itself fail.
+        shown = repr(value) if isinstance(value, str | int | float | bool) else f"a {type(value).__name__}"
+        self.problem = f"{problem}, got {shown if len(shown) <= 80 else shown[:77] + '...'}"
         super().__init__(f"{field} {self.problem}")
 
 
@@ -142,18 +230,27 @@ def corrected_timestamp(message: dict[str, Any], received_at: datetime) -> datet
     if original is None:
         return received_at
     if sent_at is None:
-        return original
-    try:
-        return received_at - (sent_at - original)
-    except OverflowError as error:
-        raise BadInstant(name, message.get(name), "is out of range once corrected by sentAt") from error
+        corrected, how = original, ""
+    else:
+        try:
+            corrected, how = received_at - (sent_at - original), " once corrected by sentAt"
+        except OverflowError as error:
+            raise BadInstant(name, message.get(name), "is out of range once corrected by sentAt") from error
+    # Dates the journey would compute with (a send time, a timeout) must stay inside the calendar.
+    if corrected > received_at + MAX_AHEAD:
+        raise BadInstant(name, message.get(name), f"must not be more than a day after the API received it{how}")
+    if corrected < EARLIEST:
+        raise BadInstant(name, message.get(name), f"must not be before 2000-01-01{how}")
+    return corrected
 
 
 def _instant(value: Any, name: str) -> datetime | None:
     if value is None:
         return None
+    if not isinstance(value, str):  # a number or an object is no date-time (and str() of a deep one could fail)
+        raise BadInstant(name, value)
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as error:
         raise BadInstant(name, value) from error
     try:

@@ -152,7 +152,12 @@ def play(client: Client, out: TextIO, log: Callable[[str], None]) -> None:
     chapter("Days 10-20: Ada compares products and asks for a demo; Cy unsubscribes")
     for product in ("scoring", "sequences", "alerts"):
         client.send("page", "u-ada", now, properties={"path": f"/products/{product}"})
-    client.send("track", "u-cy", now, event="Unsubscribed")
+    # Only the engine records an unsubscribe (the public API refuses it): the local stack stands in for the link.
+    client.call(
+        "POST",
+        "/_local/system-event",
+        {"type": "track", "userId": "u-cy", "messageId": "demo-unsubscribe", "timestamp": now, "event": "Unsubscribed"},
+    )
     now = client.advance(2)
     client.send("track", "u-ada", now, event="Demo Requested")
     client.send(

@@ -13,6 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
+from nurture import constants as c
+from nurture.adapters.dynamodb import EventTable
+from nurture.domain.messages import TrackMessage, segment_message
+from nurture.domain.system_events import SYSTEM_EVENTS, is_system_event
+from nurture.pipeline.ports import StoredEvent
 from nurture.tools.local.lambda_events import http_event
 from nurture.tools.local.runtime import LocalStack
 
@@ -131,7 +138,23 @@ class _Handler(BaseHTTPRequestHandler):
             if by <= timedelta(0) or by > timedelta(days=3660):
                 return HTTPStatus.BAD_REQUEST, {"message": "advance by a positive amount of at most ten years"}
             return HTTPStatus.OK, {"now": stack.advance(by).isoformat()}
+        if method == "POST" and path == "/_local/system-event":
+            return self._system_event(body)
         return HTTPStatus.NOT_FOUND, {"message": f"no local route {method} {path}"}
+
+    def _system_event(self, body: bytes) -> tuple[HTTPStatus, Any]:
+        """Store one of the events the public API refuses (`Unsubscribed`, `Email Opened`...), as SES
+        feedback or the unsubscribe link will: straight into the events table, to be scored like any other."""
+        try:
+            message = segment_message.validate_json(body or b"null")
+        except ValidationError as error:
+            return HTTPStatus.BAD_REQUEST, {"message": f"not a Segment message: {error.errors()[0]['msg']}"}
+        if not (isinstance(message, TrackMessage) and is_system_event(message.event)):
+            return HTTPStatus.BAD_REQUEST, {"message": f"send a track message of one of {', '.join(SYSTEM_EVENTS)}"}
+        stored = StoredEvent(profile_id=message.profile_ids[0], message=message, received_at=self.stack.now())
+        with self.stack.lock:
+            new = EventTable(self.stack.client("dynamodb"), c.EVENTS_TABLE).put(stored)
+        return HTTPStatus.OK, {"stored": new}
 
     def _reply(self, status: HTTPStatus, payload: Any) -> None:
         self._send(int(status), json.dumps(payload, default=str).encode(), {"content-type": "application/json"})
