@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import load_programme
-from nurture.domain.scoring import Signal, contributions, fit_score, intent_score, matching_rules
+from nurture.domain.scoring import Signal, below_since, contributions, fit_score, intent_score, matching_rules
 from tests.support import T0, days, page, starter, starter_yaml, track
 
 
@@ -65,7 +68,8 @@ def test_an_event_six_months_old_weighs_less_than_one_from_last_week() -> None:
     recent = _signals(track("Case Study Downloaded", T0 + days(175)))
     now = T0 + days(182)
     assert intent_score(old, starter(), now) < intent_score(recent, starter(), now)
-    assert intent_score(old, starter(), now) == pytest.approx(20 * 0.5 ** (182 / 90))
+    assert pytest.approx(4.92, abs=0.01) == 20 * 0.5 ** (182 / 90)
+    assert intent_score(old, starter(), now) == 5  # in whole points, as shown
 
 
 def test_a_cap_limits_points_per_window() -> None:
@@ -145,3 +149,27 @@ def test_competitors_and_excluded_countries_are_excluded_with_the_reason(traits:
 
 def test_a_b2b_lead_from_an_allowed_country_is_not_excluded() -> None:
     assert fit_score(LeadTraits(email="ada@northwind.example", country="GB"), starter()).excluded_because is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["/pricing", "/blog/a", "/about/x"]), st.floats(0, 60)),
+        max_size=6,
+    ),
+    st.floats(0, 60),
+)
+def test_below_since_finds_when_the_score_last_fell_below_the_threshold_to_stay(visits, since_day) -> None:
+    # Given any signals and a moment to look from, checked against every signal time and midnight for 400 days
+    signals = _signals(*(page(path, T0 + days(day)) for path, day in visits))
+    since = T0 + days(since_day)
+    moments = sorted(
+        {since, *(s.at for s in signals if s.at > since)}
+        | {datetime.combine(since.date() + timedelta(days=k), datetime.min.time(), UTC) for k in range(1, 400)}
+    )
+    below = [intent_score([s for s in signals if s.at <= t], starter(), t) < 40 for t in moments]
+    assert below[-1]
+    last_spell = len(below) - 1
+    while last_spell > 0 and below[last_spell - 1]:
+        last_spell -= 1
+    assert below_since(signals, starter(), 40, since) == moments[last_spell]

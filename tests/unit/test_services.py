@@ -412,3 +412,18 @@ def test_an_email_the_mailer_surely_did_not_send_is_retried(service, ports, monk
     # Then it is sent, once
     assert retried.outcome == "sent"
     assert len(ports.mailer.sent) == 1
+
+
+def test_a_lead_that_runs_out_of_emails_is_counted_once_for_marketers(service, ports, monkeypatch) -> None:
+    # Given a consideration lead (two pricing visits), and a dispatcher running every day for six weeks
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
+    lead_id = service.receive([identify(T0), page("/pricing", T0), page("/pricing/teams", T0)], T0)
+    for day in range(42):
+        dispatch(service, T0 + days(day))
+    # When every consideration email has gone out
+    lead = ports.leads.get(lead_id).lead
+    assert lead.stage is Stage.CONSIDERATION
+    assert lead.exhausted
+    # Then the lead is counted as waiting on content once, not on every tick
+    assert counted.count("LeadsWaitingOnContent") == 1

@@ -37,6 +37,9 @@ class LeadView(BaseModel):
     transitions: list[StageChange]
     sends: list[SentEmail]
     next_action_at: datetime | None
+    exhausted: bool = Field(
+        description="Every email of the lead's sequence has been sent: it waits on new content (add emails)"
+    )
 
 
 def lead_view(stored: StoredLead, programme: Programme, now: datetime) -> LeadView:
@@ -57,4 +60,5 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime) -> LeadVi
         transitions=list(lead.history),
         sends=list(lead.sent),
         next_action_at=lead.next_action_at(programme),
+        exhausted=lead.exhausted,
     )

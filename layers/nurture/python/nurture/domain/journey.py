@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, Message, TrackMessage
 from nurture.domain.programme import Programme, Stage
 from nurture.domain.schedule import next_send_time
-from nurture.domain.scoring import Signal, fit_score, intent_score, matching_rules
+from nurture.domain.scoring import Signal, below_since, fit_score, intent_score, matching_rules
 
 UNSUBSCRIBED = "Unsubscribed"
 COMPLAINED = "Email Complained"
@@ -55,9 +55,20 @@ class Lead(_Frozen):
     stage_entered_at: datetime | None = None
     signals: tuple[Signal, ...] = ()
     last_engagement_at: datetime | None = None
+    decided_at: datetime | None = Field(
+        default=None,
+        description="The clock time at which the lead last engaged (or was placed by its score): an email "
+        "open applied at that same moment still counts towards moving it up",
+    )
+    routed_before_known: str | None = Field(
+        default=None,
+        description="A route-to-sales signal (its label) seen while the visitor was anonymous: applied on identify",
+    )
     sent: tuple[SentEmail, ...] = ()
     next_send_at: datetime | None = None
-    exhausted: bool = Field(default=False, description="Every email of the current sequence was sent")
+    exhausted: bool = Field(
+        default=False, description="Every email of the current sequence was sent: the lead waits on new content"
+    )
     history: tuple[StageChange, ...] = ()
     sales_status: str | None = None
     recent_messages: tuple[str, ...] = ()
@@ -70,7 +81,10 @@ class Lead(_Frozen):
         return intent_score(self.signals, programme, now)
 
     def next_action_at(self, programme: Programme) -> datetime | None:
-        """When the dispatcher must next look at this lead (a send, a timeout or a suppression)."""
+        """When the dispatcher must next look at this lead (a send, a timeout, a return or a suppression).
+
+        Every lead in a sequence has one, so nothing waits forever (docs/programme.md, "Nothing waits
+        forever")."""
         if self.stage is None or not self.stage.is_sequence or self.stage_entered_at is None:
             return None
         candidates = []
@@ -79,10 +93,22 @@ class Lead(_Frozen):
         timeout_at = self.timeout_at(programme)
         if timeout_at is not None:
             candidates.append(timeout_at)
+        return_at = self.return_at(programme)
+        if return_at is not None:
+            candidates.append(return_at)
         suppress_at = self.suppression_at(programme)
         if suppress_at is not None:
             candidates.append(suppress_at)
         return min(candidates, default=None)
+
+    def return_at(self, programme: Programme) -> datetime | None:
+        """Consideration's way back: `thresholds.grace_days` after its intent fell below the consideration
+        threshold to stay (counted from entering Consideration if it was already below then)."""
+        if self.stage is not Stage.CONSIDERATION or self.stage_entered_at is None:
+            return None
+        thresholds = programme.thresholds
+        below = below_since(self.signals, programme, thresholds.consideration, self.stage_entered_at)
+        return below + timedelta(days=thresholds.grace_days)
 
     def timeout_at(self, programme: Programme) -> datetime | None:
         assert self.stage is not None
@@ -96,16 +122,23 @@ class Lead(_Frozen):
         return start + timedelta(days=timeout.after_days)
 
     def suppression_at(self, programme: Programme) -> datetime | None:
-        """Re-engagement's last word: one cadence after the final unanswered email."""
+        """Re-engagement's last word: one cadence after the episode's final unanswered email.
+
+        Emails are counted per episode (since the lead last entered Re-engagement). An episode that runs
+        out of unsent emails first gives the lead the time its missing emails would have taken, one
+        cadence each, and then suppresses it: never sooner than a full episode, never later."""
         if self.stage is not Stage.RE_ENGAGEMENT or self.stage_entered_at is None:
             return None
         sequence = programme.sequences.re_engagement
         limit = sequence.suppress_after_emails or len(sequence.emails)
+        cadence = timedelta(days=sequence.cadence_days)
         sent_here = self.sent_in_current_sequence()
-        if len(sent_here) < limit and not self.exhausted:
+        if len(sent_here) >= limit:
+            return sent_here[limit - 1].at + cadence
+        if not self.exhausted:
             return None
-        last = sent_here[-1].at if sent_here else self.stage_entered_at
-        return last + timedelta(days=sequence.cadence_days)
+        last = sent_here[-1].at + cadence if sent_here else self.stage_entered_at
+        return max(last, self.stage_entered_at + limit * cadence)
 
     def sent_in_current_sequence(self) -> list[SentEmail]:
         return [
@@ -206,6 +239,8 @@ def merge(lead: Lead, anonymous: Lead) -> Lead:
     update: dict[str, object] = {
         "signals": lead.signals + tuple(s for s in anonymous.signals if s.message_id not in known),
         "last_engagement_at": max(engagement, default=None),
+        "routed_before_known": lead.routed_before_known or anonymous.routed_before_known,
+        "decided_at": max((t for t in (lead.decided_at, anonymous.decided_at) if t is not None), default=None),
         "traits": anonymous.traits.merged(lead.traits),
         "recent_messages": (anonymous.recent_messages + lead.recent_messages)[-RECENT_MESSAGES_KEPT:],
         "sent": tuple(
@@ -257,6 +292,11 @@ class _Journey:
         else:  # an older identify only fills in what we do not know yet
             self.update(traits=message.traits.merged(lead.traits))
         self.settle()
+        routed = self.lead.routed_before_known
+        if routed is not None and self.lead.stage is not None:
+            # A demo request made before we knew who asked reaches sales now, as if it came after the identify.
+            self.update(routed_before_known=None)
+            self.route_to_sales(routed)
 
     def behaviour(self, message: BehaviourMessage) -> None:
         rules = matching_rules(message, self.programme)
@@ -270,15 +310,24 @@ class _Journey:
         engaged = not (isinstance(message, TrackMessage) and message.event in self.programme.intent.not_engagement)
         if engaged and (self.lead.last_engagement_at is None or message.timestamp > self.lead.last_engagement_at):
             self.update(last_engagement_at=message.timestamp)
-        if self.lead.stage is None:
-            return  # an anonymous visitor: the score grows quietly until we learn who they are
-        if isinstance(message, TrackMessage) and self.lifecycle(message):
-            return
         by_id = self.programme.rules_by_id
         route_to_sales = [by_id[r] for r in rules if by_id[r].route_to_sales]
+        if self.lead.stage is None:
+            # An anonymous visitor: the score grows quietly until we learn who they are.
+            if route_to_sales and self.lead.routed_before_known is None:
+                self.update(routed_before_known=route_to_sales[0].label)
+            return
+        if isinstance(message, TrackMessage) and self.lifecycle(message):
+            return
+        if engaged:
+            self.update(decided_at=self.now)
         if route_to_sales:
             self.route_to_sales(route_to_sales[0].label)
         elif engaged:
+            self.promote()
+        elif rules and self.lead.decided_at == self.now and self.lead.stage in _RANK:
+            # An open never moves a lead on its own, but one applied at the same moment as an engagement
+            # counts with it, whichever came first: the stage a batch reaches does not depend on its order.
             self.promote()
 
     def sales(self, update: SalesUpdate) -> None:
@@ -295,10 +344,20 @@ class _Journey:
             timeout = self.programme.sequence(stage).timeout
             assert timeout is not None
             self.move(Stage(timeout.to), self.timeout_reason(stage, timeout.after_days))
+        return_at = self.lead.return_at(self.programme)
+        if return_at is not None and self.now >= return_at:
+            thresholds = self.programme.thresholds
+            self.move(
+                Stage.AWARENESS,
+                f"intent {self.intent:.0f} below the consideration threshold ({thresholds.consideration}) "
+                f"for {thresholds.grace_days} days",
+            )
         suppress_at = self.lead.suppression_at(self.programme)
         if suppress_at is not None and self.now >= suppress_at:
             count = len(self.lead.sent_in_current_sequence())
-            self.move(Stage.SUPPRESSED, f"{count} re-engagement emails without engagement")
+            limit = self.programme.sequences.re_engagement.suppress_after_emails or count
+            out_of_content = " (no re-engagement emails left to send)" if count < limit else ""
+            self.move(Stage.SUPPRESSED, f"{count} re-engagement emails without engagement{out_of_content}")
             return
         if self.lead.next_send_at is not None and self.now >= self.lead.next_send_at and not self.lead.exhausted:
             self.send()
@@ -314,10 +373,14 @@ class _Journey:
             if lead.stage is not Stage.EXCLUDED:
                 self.move(Stage.EXCLUDED, excluded_because)
         elif lead.stage is Stage.EXCLUDED:
+            self.update(decided_at=self.now)
             self.move(self.programme.stage_for_intent(self.intent), "no longer matches an exclusion")
         elif lead.stage is None:
             intent = self.intent
-            self.move(self.programme.stage_for_intent(intent), f"new lead, intent {intent:.0f}")
+            self.update(decided_at=self.now)
+            # a demo request made before identify alerts sales once, from route_to_sales, not on entry too
+            entry_alert = lead.routed_before_known is None
+            self.move(self.programme.stage_for_intent(intent), f"new lead, intent {intent:.0f}", alert=entry_alert)
 
     def lifecycle(self, message: TrackMessage) -> bool:
         """Opt-outs, complaints, hard bounces and demo bookings. True when the message was one."""

@@ -103,6 +103,13 @@ class Intent(_Strict):
 class Thresholds(_Strict):
     consideration: int = Field(gt=0)
     decision: int = Field(gt=0)
+    grace_days: int = Field(
+        default=14,
+        gt=0,
+        le=365,
+        description="Days in a row a Consideration lead may read below the consideration threshold before it "
+        "returns to Awareness",
+    )
 
 
 # --- Fit --------------------------------------------------------------------------------------
@@ -202,6 +209,52 @@ class Programme(_Strict):
             return Stage.CONSIDERATION
         return Stage.AWARENESS
 
+    def decay_days(self, intent: float) -> int:
+        """Days after its last message until a lead whose intent read `intent` then reads below the
+        consideration threshold: floor(half_life * log2((intent + 1/2) / (threshold - 1/2))) + 1, or 0 if it
+        already does (every weight steps down at midnight UTC; the score is rounded to whole points)."""
+        threshold = self.thresholds.consideration
+        if intent < threshold:
+            return 0
+        return math.floor(self.intent.half_life_days * math.log2((intent + 0.5) / (threshold - 0.5))) + 1
+
+    @property
+    def episode_days(self) -> float:
+        """The longest a Re-engagement episode lasts: each of its emails one cadence after the last, each
+        perhaps held back by the frequency cap (`per_days`) and a closed send window (at most 7 days), and
+        one more cadence to answer the last."""
+        sequence = self.sequences.re_engagement
+        limit = sequence.suppress_after_emails or len(sequence.emails)
+        slack = self.schedule.frequency_cap.per_days + 7
+        return limit * (sequence.cadence_days + slack) + sequence.cadence_days
+
+    def quiet_exits(self, stage: Stage, intent: float) -> list[tuple[Stage, float]]:
+        """How a lead in `stage` that hears nothing more leaves it, and the most days each way can take."""
+        sequence = self.sequence(stage)
+        exits: list[tuple[Stage, float]] = []
+        if sequence.timeout is not None and sequence.timeout.to in {s.value for s in SEQUENCES}:
+            exits.append((Stage(sequence.timeout.to), sequence.timeout.after_days))
+        if stage is Stage.CONSIDERATION:
+            exits.append((Stage.AWARENESS, self.decay_days(intent) + self.thresholds.grace_days))
+        if stage is Stage.RE_ENGAGEMENT:
+            exits.append((Stage.SUPPRESSED, self.episode_days))
+        return exits
+
+    def quiet_days(self, intent: float) -> float:
+        """Nothing waits forever: the most days a lead stays in nurture after its last message, when its
+        intent read `intent` then. It sums the longest way out through timeouts, Consideration's return to
+        Awareness and Re-engagement's suppression; infinite only for a programme `check_programme` rejects."""
+
+        def longest(stage: Stage, seen: frozenset[Stage]) -> float:
+            if not stage.is_sequence:
+                return 0
+            exits = self.quiet_exits(stage, intent)
+            if stage in seen or not exits:
+                return math.inf
+            return max(days + longest(to, seen | {stage}) for to, days in exits)
+
+        return max(longest(stage, frozenset()) for stage in SEQUENCES)
+
     @property
     def rules_by_id(self) -> dict[str, IntentRule]:
         return {rule.id: rule for rule in self.intent.rules}
@@ -275,6 +328,7 @@ def check_programme(p: Programme) -> Iterator[ProgrammeIssue]:
     yield from _check_rules(p)
     yield from _check_thresholds(p)
     yield from _check_sequences(p)
+    yield from _check_quiet_leads(p)
     yield from _check_fit(p)
     yield from _check_schedule(p)
 
@@ -408,6 +462,37 @@ def _check_sequences(p: Programme) -> Iterator[ProgrammeIssue]:
                 "only applies to re_engagement",
                 "remove it here; use `timeout` to move leads on",
             )
+
+
+def _check_quiet_leads(p: Programme) -> Iterator[ProgrammeIssue]:
+    """Nothing waits forever: from every sequence, a lead that hears nothing more must reach suppression."""
+    stuck = [stage for stage in SEQUENCES if not p.quiet_exits(stage, 0)]
+    for stage in stuck:
+        yield ProgrammeIssue(
+            ("sequences", stage.value, "timeout"),
+            "is required: a lead that hears nothing more would wait here forever",
+            "add e.g. `timeout: {after_days: 90, to: re_engagement}`",
+        )
+    if stuck or not math.isinf(p.quiet_days(0)):
+        return
+    loop = next((found for stage in SEQUENCES if (found := _quiet_loop(p, [stage]))), [Stage.RE_ENGAGEMENT] * 2)
+    timed = [a for a, b in itertools.pairwise(loop) if (t := p.sequence(a).timeout) is not None and t.to == b.value]
+    culprit = Stage.RE_ENGAGEMENT if Stage.RE_ENGAGEMENT in timed else (timed or loop)[0]
+    yield ProgrammeIssue(
+        ("sequences", culprit.value, "timeout", "to"),
+        f"sends quiet leads round in a circle ({' -> '.join(s.value for s in loop)}), so they never stop",
+        "point the timeout towards re_engagement, and give re_engagement no timeout: it ends in suppression",
+    )
+
+
+def _quiet_loop(p: Programme, path: list[Stage]) -> list[Stage] | None:
+    """A way round in a circle from the end of `path`, as the list of stages it visits, if there is one."""
+    for to, _ in p.quiet_exits(path[-1], 0):
+        if to in path:
+            return [*path[path.index(to) :], to]
+        if to.is_sequence and (loop := _quiet_loop(p, [*path, to])):
+            return loop
+    return None
 
 
 def _check_fit(p: Programme) -> Iterator[ProgrammeIssue]:

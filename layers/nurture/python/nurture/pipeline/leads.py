@@ -119,6 +119,10 @@ class LeadService:
             due_at=lead.next_action_at(self.programme),
         )
         self.ports.leads.save(after, before.version if before else None, new_profiles, absorbed)
+        if lead.exhausted and not (before is not None and before.lead.exhausted):
+            # Counted once, when the lead starts waiting: marketers add emails to that sequence.
+            count(Metric.LEADS_WAITING_ON_CONTENT)
+            logger.info("lead waits on new content", extra={"lead_id": lead.lead_id, "sequence": lead.stage})
         if after.outbox:
             if self._held is not None:
                 self._held.append((lead.lead_id, after.version, after.outbox))

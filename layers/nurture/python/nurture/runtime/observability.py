@@ -38,6 +38,7 @@ class Metric(StrEnum):
     LEAD_WRITE_CONFLICTS = "LeadWriteConflicts"
     LEADS_MERGED = "LeadsMerged"
     CONTENT_REJECTED = "ContentRejected"
+    LEADS_WAITING_ON_CONTENT = "LeadsWaitingOnContent"
 
 
 def count(metric: Metric, value: int = 1) -> None:
