@@ -22,8 +22,8 @@ DISPATCHER_TIMEOUT = cdk.Duration.minutes(2)
 SENDER_TIMEOUT = cdk.Duration.seconds(30)
 # AWS's guidance for a Lambda-consumed queue: visibility of at least six times the function timeout.
 SEND_QUEUE_VISIBILITY = cdk.Duration.seconds(6 * SENDER_TIMEOUT.to_seconds())
-SEND_MAX_RECEIVE_COUNT = 3
-SEND_BATCH_SIZE = 10
+SEND_MAX_RECEIVE_COUNT = c.SEND_MAX_RECEIVE_COUNT  # shared with `nurture local`'s send-queue poller
+SEND_BATCH_SIZE = c.SEND_BATCH_SIZE
 # Caps parallel senders, and so the SES send rate the sender can reach.
 SENDER_MAX_CONCURRENCY = 5
 SIGNING_KEY_LENGTH = 64

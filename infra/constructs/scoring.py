@@ -15,11 +15,12 @@ from infra.constructs.storage import Storage
 from infra.nag import acknowledge
 from nurture import constants as c
 
-STREAM_BATCH_SIZE = 100
-STREAM_RETRY_ATTEMPTS = 5
+# The numbers live in nurture.constants, which `nurture local` plays Lambda's poller with.
+STREAM_BATCH_SIZE = c.SCORER_BATCH_SIZE
+STREAM_RETRY_ATTEMPTS = c.SCORER_RETRY_ATTEMPTS
 # Past this age a failing record goes to the DLQ instead of holding up its shard: the event itself is
 # safe in the events table, and the lead can be rebuilt from it.
-STREAM_MAX_RECORD_AGE = cdk.Duration.hours(6)
+STREAM_MAX_RECORD_AGE = cdk.Duration.seconds(c.SCORER_MAX_RECORD_AGE_SECONDS)
 
 
 class Scoring(Construct):

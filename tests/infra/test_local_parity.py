@@ -1,4 +1,5 @@
-"""`nurture local` creates its tables from `nurture.tools.local.resources.TABLES`: they must be the deployed ones."""
+"""`nurture local` creates its tables from `nurture.tools.local.resources.TABLES`, and retries and dead-letters with
+`nurture.constants`: they must be the deployed ones."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from nurture import constants as c
 from nurture.tools.local.resources import TABLES
 from tests.infra.conftest import Synthesized
 
@@ -35,3 +37,37 @@ def test_the_local_table_has_the_deployed_keys_and_indexes(synth: Synthesized, n
     assert _indexes(local) == _indexes(deployed)
     local_stream = local.get("StreamSpecification", {}).get("StreamViewType")
     assert local_stream == deployed.get("StreamSpecification", {}).get("StreamViewType")
+
+
+# --- failure handling: `nurture local` plays Lambda's pollers with nurture.constants, the deployed numbers ---
+def _named_queue(synth: Synthesized, reference: dict[str, Any]) -> str | None:
+    """The name of the queue a template reference (`Fn::GetAtt` of its Arn) points at; None for anything else."""
+    logical_id = reference["Fn::GetAtt"][0]
+    return synth.resources[logical_id]["Properties"].get("QueueName")
+
+
+def _mappings(synth: Synthesized) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in synth.resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+
+
+def test_the_scorer_is_retried_and_dead_lettered_with_the_numbers_the_local_stack_uses(synth: Synthesized) -> None:
+    [stream] = [m for m in _mappings(synth) if "StartingPosition" in m]
+    assert stream["BatchSize"] == c.SCORER_BATCH_SIZE
+    assert stream["MaximumRetryAttempts"] == c.SCORER_RETRY_ATTEMPTS
+    assert stream["MaximumRecordAgeInSeconds"] == c.SCORER_MAX_RECORD_AGE_SECONDS
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert _named_queue(synth, stream["DestinationConfig"]["OnFailure"]["Destination"]) == c.SCORER_DLQ
+
+
+def test_the_send_queue_redrives_and_batches_with_the_numbers_the_local_stack_uses(synth: Synthesized) -> None:
+    [queue] = [
+        r["Properties"]
+        for r in synth.resources.values()
+        if r["Type"] == "AWS::SQS::Queue" and r["Properties"].get("QueueName") == c.SEND_QUEUE
+    ]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == c.SEND_MAX_RECEIVE_COUNT
+    assert _named_queue(synth, queue["RedrivePolicy"]["deadLetterTargetArn"]) == c.SEND_DLQ
+    [sends] = [m for m in _mappings(synth) if _named_queue(synth, m["EventSourceArn"]) == c.SEND_QUEUE]
+    assert sends["BatchSize"] == c.SEND_BATCH_SIZE
+    assert sends["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

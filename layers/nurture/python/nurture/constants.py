@@ -55,6 +55,16 @@ CONTENT_EMAILS_PREFIX = "emails/"
 SES_CONFIGURATION_SET = "nurture"
 DISPATCH_SCHEDULE_MINUTES = 5
 STAGE_CHANGED_DETAIL_TYPE = "Lead Stage Changed"
+
+# --- Failure handling: what Lambda retries, and when it gives up --------------------------------
+# The scorer's event source mapping on the events table's stream (bisect on error, report batch item
+# failures, an SQS on-failure destination: SCORER_DLQ) and the send queue's redrive policy to SEND_DLQ.
+# `nurture local` plays Lambda's pollers with these numbers; tests/infra checks the template has them.
+SCORER_BATCH_SIZE = 100
+SCORER_RETRY_ATTEMPTS = 5
+SCORER_MAX_RECORD_AGE_SECONDS = 6 * 3600
+SEND_BATCH_SIZE = 10
+SEND_MAX_RECEIVE_COUNT = 3
 EVENT_SOURCE = "nurture.scoring"
 
 # --- Environment keys read by the Lambda settings model ------------------------------------

@@ -75,9 +75,11 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
         QueueName=c.SEND_QUEUE,
         Attributes={
             "VisibilityTimeout": "30",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": c.SEND_MAX_RECEIVE_COUNT}),
         },
     )["QueueUrl"]
+    # The scorer's on-failure destination: the local stack sends it what Lambda would about a discarded batch.
+    sqs.create_queue(QueueName=c.SCORER_DLQ)
 
     events = clients("events")
     events.create_event_bus(Name=c.EVENT_BUS)

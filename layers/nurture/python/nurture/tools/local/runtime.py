@@ -3,6 +3,8 @@
 It plays Lambda's part: it reads the events table's stream and invokes the scorer with batches,
 receives from the send queue and invokes the sender, invokes the dispatcher on the five-minute grid,
 and taps the event bus (moto cannot invoke Lambda targets) to collect stage changes and alerts.
+Failures are handled as the deployed event source mappings handle them (retries, bisection, dead-letter
+queues), with the numbers in `nurture.constants` that the CDK app deploys.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_string
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +28,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 from moto.ses.models import ses_backends
+from moto.sqs.models import sqs_backends
 
 from nurture import constants as c
 from nurture.adapters.dynamodb import LeadTable
@@ -36,8 +41,6 @@ from nurture.tools.local import resources
 from nurture.tools.local.lambda_events import LocalContext, scheduled_event, sqs_event, stream_event
 
 FUNCTIONS = REPO / "functions"
-STREAM_BATCH_SIZE = 100
-MAX_STREAM_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,30 @@ def _received(message: Any) -> ReceivedEmail:
 class Captured:
     stage_changes: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # What the scorer's event source mapping discarded to the scorer DLQ and the send queue's redrive policy moved
+    # to the send DLQ, in the order they were given up on: see `LocalStack.dead_letters`.
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One invocation of a batch handler, as Lambda's poller sees it: the items that failed, each with its error.
+
+    `function_error` is set when the invocation itself failed (it raised: powertools raises BatchProcessingError when
+    every record failed; a crash or a timeout does the same), which fails every item of the batch.
+    """
+
+    failed: dict[str, str]
+    function_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _StreamBatch:
+    """Records of one shard handed to the scorer together, with the retries they used and how often they were sent."""
+
+    records: list[dict[str, Any]]
+    retries: int = 0
+    invocations: int = 0
 
 
 class LocalStack:
@@ -78,7 +104,8 @@ class LocalStack:
         self.lock = threading.RLock()  # one handler at a time, as in a single Lambda instance
         self._server: ThreadedMotoServer | None = None
         self._iterators: dict[str, str] = {}
-        self._retry: list[tuple[dict[str, Any], int]] = []
+        self._send_errors: dict[str, str] = {}  # the sender's last error for each failed send message
+        self._dead_sends: set[str] = set()  # send messages found in the send DLQ
         self._handlers: dict[str, ModuleType] = {}
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
@@ -119,6 +146,7 @@ class LocalStack:
             QueueUrl=self.send_queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
         self.tap_url = self.client("sqs").get_queue_url(QueueName=resources.BUS_TAP_QUEUE)["QueueUrl"]
+        self.scorer_dlq_url = self.client("sqs").get_queue_url(QueueName=c.SCORER_DLQ)["QueueUrl"]
         return self
 
     def stop(self) -> None:
@@ -206,9 +234,7 @@ class LocalStack:
         Read from moto's SES backend in this process (the server runs in a thread here); SES v2's SendEmail
         is kept by the v1 backend, as `GET {endpoint}/moto-api/data.json` also shows under `ses`.
         """
-        if self._account is None:
-            self._account = self.client("sts").get_caller_identity()["Account"]
-        sent = list(ses_backends[self._account][resources.REGION].sent_messages)
+        sent = list(ses_backends[self._account_id()][resources.REGION].sent_messages)
         return [_received(message) for message in sent]
 
     def outbox(self) -> list[dict[str, Any]]:
@@ -260,12 +286,44 @@ class LocalStack:
                 }
         return records
 
+    # --- what failed -------------------------------------------------------------------------
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Everything given up on, in order: stream batches the scorer's event source mapping discarded to the scorer
+        DLQ, and send messages the send queue's redrive policy moved to the send DLQ.
+
+        A scorer entry is the on-failure record Lambda sends to the DLQ (`requestContext`, `responseContext`,
+        `DDBStreamBatchInfo`: the discarded records' range), plus, local only, `records`: each discarded record's
+        sequence number, keys and the scorer's error in the last attempt (null for a record that attempt scored: Lambda
+        discards the whole range from the first failed record on). A send entry is the message in the send DLQ: its id,
+        receive count and send request, with the sender's last error.
+        """
+        with self.lock:
+            return list(self.captured.dead_letters)
+
     # --- pumps --------------------------------------------------------------------------------
+    def _invoke_batch(self, name: str, event: dict[str, Any], identifiers: list[str]) -> Outcome:
+        """Invoke a batch handler as Lambda's poller does: an exception fails the invocation, and so the whole batch;
+        it never stops the pump. The errors are the batch processor's (module-level `processor` in the handler)."""
+        try:
+            response = self.invoke(name, event)
+        except Exception as error:
+            children = getattr(error, "child_exceptions", None) or []
+            if len(children) == len(identifiers):  # powertools' BatchProcessingError: every record failed, each why
+                errors = [_describe(info[1]) for info in children]
+            else:
+                errors = [_describe(error)] * len(identifiers)
+            logger.warning("local stack: the %s invocation failed: %s", name, _describe(error))
+            return Outcome(failed=dict(zip(identifiers, errors, strict=True)), function_error=type(error).__name__)
+        reported = [str(f.get("itemIdentifier")) for f in (response or {}).get("batchItemFailures") or []]
+        exceptions = getattr(getattr(self._handlers[name], "processor", None), "exceptions", None) or []
+        if len(exceptions) == len(reported):  # powertools reports failures in the order it met them
+            return Outcome(failed={i: _describe(info[1]) for i, info in zip(reported, exceptions, strict=True)})
+        return Outcome(failed=dict.fromkeys(reported, "reported as failed"))
+
     def _pump_stream(self) -> int:
+        """Read every shard's new records and score them in batches, each batch settled before the next."""
         streams = self.client("dynamodbstreams")
-        records: list[dict[str, Any]] = [record for record, _ in self._retry]
-        attempts = {r["dynamodb"]["SequenceNumber"]: n for r, n in self._retry}
-        self._retry = []
+        read = 0
         shards = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
             iterator = (
@@ -276,42 +334,138 @@ class LocalStack:
             )
             answer = streams.get_records(ShardIterator=iterator, Limit=1000)
             self._iterators[shard["ShardId"]] = answer["NextShardIterator"]
-            records += answer["Records"]
-        for start in range(0, len(records), STREAM_BATCH_SIZE):
-            batch = records[start : start + STREAM_BATCH_SIZE]
-            response = self.invoke("scorer", stream_event(batch, self.stream_arn))
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-            for record in batch:
-                number = record["dynamodb"]["SequenceNumber"]
-                if number in failed:
-                    tries = attempts.get(number, 0) + 1
-                    if tries >= MAX_STREAM_ATTEMPTS:
-                        self.captured.dead_letters.append(record)  # the scorer DLQ in AWS
-                    else:
-                        self._retry.append((record, tries))
-        return len(records) - len(self._retry)
+            records = answer["Records"]
+            for start in range(0, len(records), c.SCORER_BATCH_SIZE):
+                self._score(shard["ShardId"], records[start : start + c.SCORER_BATCH_SIZE])
+            read += len(records)
+        return read
+
+    def _score(self, shard_id: str, batch: list[dict[str, Any]]) -> None:
+        """Hand a batch to the scorer as the deployed event source mapping does, until every record is scored or
+        discarded (the shard waits meanwhile, as in AWS; AWS retries after a short back-off, this at once).
+
+        - Failures reported (`batchItemFailures`): the records before the first failed one are done; the records from
+          it on are retried, which uses one of `SCORER_RETRY_ATTEMPTS` retries.
+        - A failed invocation (it raised): the batch is split in two and each half retried, first half first; splitting
+          uses no retry (a batch of one record is retried whole, using one).
+        - No retry left, or a record older than `SCORER_MAX_RECORD_AGE_SECONDS`: the failed records (from the first on)
+          are discarded to the scorer DLQ.
+        """
+        pending = [_StreamBatch(batch)]
+        while pending:
+            attempt = pending.pop(0)
+            numbers = [_sequence_number(r) for r in attempt.records]
+            outcome = self._invoke_batch("scorer", stream_event(attempt.records, self.stream_arn), numbers)
+            invocations = attempt.invocations + 1
+            if not outcome.failed:
+                continue
+            if outcome.function_error is not None and len(attempt.records) > 1:
+                half = len(attempt.records) // 2
+                pending[0:0] = [
+                    _StreamBatch(attempt.records[:half], attempt.retries, invocations),
+                    _StreamBatch(attempt.records[half:], attempt.retries, invocations),
+                ]
+                continue
+            # An unknown item identifier fails the whole batch, as in AWS.
+            first = min((numbers.index(n) for n in outcome.failed if n in numbers), default=0)
+            remaining = attempt.records[first:]
+            if _oldest_age(remaining) > c.SCORER_MAX_RECORD_AGE_SECONDS:
+                self._discard(shard_id, remaining, outcome, invocations, "RecordAgeExceeded")
+            elif attempt.retries >= c.SCORER_RETRY_ATTEMPTS:
+                self._discard(shard_id, remaining, outcome, invocations, "RetryAttemptsExhausted")
+            else:
+                pending.insert(0, _StreamBatch(remaining, attempt.retries + 1, invocations))
+
+    def _discard(
+        self, shard_id: str, records: list[dict[str, Any]], outcome: Outcome, invocations: int, condition: str
+    ) -> None:
+        """Send the scorer DLQ what Lambda sends an on-failure destination about a discarded stream batch."""
+        numbers = [_sequence_number(r) for r in records]
+        arrivals = [_arrival(r) for r in records]
+        response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if outcome.function_error is not None:
+            response["functionError"] = "Unhandled"
+        record = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:{resources.REGION}:{self._account_id()}:function:nurture-scorer",
+                "condition": condition,
+                "approximateInvokeCount": invocations,
+            },
+            "responseContext": response,
+            "version": "1.0",
+            "timestamp": self.now().isoformat(),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": numbers[0],
+                "endSequenceNumber": numbers[-1],
+                "approximateArrivalOfFirstRecord": arrivals[0],
+                "approximateArrivalOfLastRecord": arrivals[-1],
+                "batchSize": len(records),
+                "streamArn": self.stream_arn,
+            },
+        }
+        self.client("sqs").send_message(QueueUrl=self.scorer_dlq_url, MessageBody=json.dumps(record))
+        details = [
+            {
+                "sequenceNumber": number,
+                "keys": {name: next(iter(value.values())) for name, value in r["dynamodb"].get("Keys", {}).items()},
+                "error": outcome.failed.get(number),
+            }
+            for number, r in zip(numbers, records, strict=True)
+        ]
+        self.captured.dead_letters.append({"queue": c.SCORER_DLQ, **record, "records": details})
 
     def _pump_queue(self) -> int:
+        """Receive from the send queue and invoke the sender as Lambda's SQS poller does, until the queue is empty.
+
+        A sent message is deleted; a failed one (reported, or the whole batch when the invocation raised) is made
+        visible again at once (AWS waits for its visibility timeout) and received again, until the queue's redrive
+        policy (moto's) moves it to the send DLQ on the receive after its `SEND_MAX_RECEIVE_COUNT`-th.
+        """
         sqs = self.client("sqs")
-        handled = 0
-        while True:
-            messages = sqs.receive_message(
-                QueueUrl=self.send_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-            ).get("Messages", [])
-            if not messages:
-                return handled
-            response = self.invoke("sender", sqs_event(messages, self.send_queue_arn))
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        received = 0
+        while messages := sqs.receive_message(
+            QueueUrl=self.send_queue_url, MaxNumberOfMessages=c.SEND_BATCH_SIZE, AttributeNames=["All"]
+        ).get("Messages", []):
+            received += len(messages)
+            ids = [m["MessageId"] for m in messages]
+            outcome = self._invoke_batch("sender", sqs_event(messages, self.send_queue_arn), ids)
             for message in messages:
-                if message["MessageId"] in failed:
+                error = outcome.failed.get(message["MessageId"])
+                if error is None:
+                    sqs.delete_message(QueueUrl=self.send_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                else:
+                    self._send_errors[message["MessageId"]] = error
                     sqs.change_message_visibility(
                         QueueUrl=self.send_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                     )
-                else:
-                    sqs.delete_message(QueueUrl=self.send_queue_url, ReceiptHandle=message["ReceiptHandle"])
-                    handled += 1
-            if failed:
-                return handled  # the redrive policy moves repeat failures to the DLQ
+        self._collect_dead_sends()
+        return received
+
+    def _collect_dead_sends(self) -> None:
+        """Note the messages the redrive policy has moved to the send DLQ, read in this process from moto's backend:
+        receiving them would count as a receive."""
+        dlq = sqs_backends[self._account_id()][resources.REGION].get_queue(c.SEND_DLQ)
+        for message in dlq.messages:
+            if message.id in self._dead_sends:
+                continue
+            self._dead_sends.add(message.id)
+            self.captured.dead_letters.append(
+                {
+                    "queue": c.SEND_DLQ,
+                    "messageId": message.id,
+                    "receiveCount": message.approximate_receive_count,
+                    "request": json.loads(message.body),
+                    "error": self._send_errors.pop(message.id, None),
+                    "at": self.now().isoformat(),
+                }
+            )
+
+    def _account_id(self) -> str:
+        if self._account is None:
+            self._account = self.client("sts").get_caller_identity()["Account"]
+        return self._account
 
     def _pump_bus_tap(self) -> int:
         sqs = self.client("sqs")
@@ -329,6 +483,32 @@ class LocalStack:
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _sequence_number(record: dict[str, Any]) -> str:
+    return str(record["dynamodb"]["SequenceNumber"])
+
+
+def _created(record: dict[str, Any]) -> float | None:
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        return created.timestamp()
+    return float(created) if created is not None else None
+
+
+def _arrival(record: dict[str, Any]) -> str | None:
+    created = _created(record)
+    return datetime.fromtimestamp(created, tz=UTC).isoformat() if created is not None else None
+
+
+def _oldest_age(records: list[dict[str, Any]]) -> float:
+    """Seconds since the oldest record entered the stream, by the machine's clock (moto stamps records with it)."""
+    times = [t for r in records if (t := _created(r)) is not None]
+    return time.time() - min(times) if times else 0.0
 
 
 def _load_handler(name: str) -> ModuleType:

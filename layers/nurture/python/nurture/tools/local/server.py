@@ -124,6 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
             return HTTPStatus.OK, stack.captured.alerts
         if method == "GET" and path == "/_local/stage-changes":
             return HTTPStatus.OK, stack.captured.stage_changes
+        if method == "GET" and path == "/_local/dead-letters":
+            return HTTPStatus.OK, stack.dead_letters()
         if method == "POST" and path == "/_local/drain":
             stack.drain()
             return HTTPStatus.OK, {"now": stack.now().isoformat()}
