@@ -107,6 +107,11 @@ class FakeLeads:
     def record_send(self, record: SentRecord) -> None:
         self.sent.append(record)
 
+    def send_records(self, lead_id: str) -> list[SentRecord]:
+        # As DynamoDB: a record overwrites an earlier one of the same sequence and email; read in sort key order.
+        latest = {(r.sequence.value, r.content_id): r for r in self.sent if r.lead_id == lead_id}
+        return [latest[key] for key in sorted(latest, key=lambda key: f"{key[0]}#{key[1]}")]
+
 
 @dataclass
 class FakeBus:

@@ -120,10 +120,12 @@ class Ingest(Construct):
 
     def _grant(self, storage: Storage, content: Content) -> None:
         """EventTable.put (a conditional PutItem); the admin routes: LeadTable.get, find_by_email (the
-        by-email index), and the programme to explain a lead's scores; the write keys."""
+        by-email index), send_records (a Query on the table: each send's delivery), and the programme to
+        explain a lead's scores; the write keys."""
         storage.events_table.grant(self.function, "dynamodb:PutItem")
         self.handler.grant(["dynamodb:GetItem"], [storage.leads_table.table_arn])
         self.handler.grant(["dynamodb:Query"], [storage.leads_index_arn(c.LEADS_BY_EMAIL_INDEX)])
+        self.handler.grant(["dynamodb:Query"], [storage.leads_table.table_arn])
         content.grant_read(self.function, c.CONTENT_PROGRAMME_KEY)
         self.write_keys.grant_read(self.function)
 

@@ -21,7 +21,7 @@ from nurture.adapters.dynamodb import EventTable, LeadTable
 from nurture.domain.journey import Effect, Lead, Transition
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import Stage
-from nurture.pipeline.ports import Conflict, EventStore, LeadStore, StoredEvent, StoredLead
+from nurture.pipeline.ports import Conflict, EventStore, LeadStore, SentRecord, StoredEvent, StoredLead
 from nurture.tools.local.resources import REGION, TABLES
 from tests.fakes import FakeEvents, FakeLeads
 from tests.support import T0, identify, known_lead, page, track
@@ -430,3 +430,45 @@ def test_next_due_answers_the_earliest_next_action_of_a_shard(dummy_aws: None) -
         # When the local stack asks for the shard's next action
         # Then it is the earliest, not whichever lead the index happens to hold first or last
         assert table.next_due(0) == T0 + timedelta(hours=2)
+
+
+# --- send records --------------------------------------------------------------------------------------------
+
+
+def sent(lead_id: str, sequence: Stage, content_id: str, provider_id: str = "", at: datetime = T0) -> SentRecord:
+    return SentRecord(
+        lead_id=lead_id,
+        sequence=sequence,
+        content_id=content_id,
+        subject=f"About {content_id}",
+        sent_at=at,
+        provider_id=provider_id,
+    )
+
+
+def test_send_records_answers_one_leads_records_only(leads: LeadStore) -> None:
+    # Given two leads (their state items beside their records), each with sends, one of them unconfirmed
+    created(leads, at_version(lead("l-ada", "ada@northwind.example"), 1, {"u#ada"}))
+    created(leads, at_version(lead("l-bo", "bo@northwind.example"), 1, {"u#bo"}))
+    later = T0 + timedelta(days=7, microseconds=250)
+    adas = [
+        sent("l-ada", Stage.AWARENESS, "awareness-01", "ses-1"),
+        sent("l-ada", Stage.AWARENESS, "awareness-02", "", later),  # unconfirmed: SES's answer was lost
+        sent("l-ada", Stage.CONSIDERATION, "consideration-01", "ses-3", later.astimezone(timezone(timedelta(hours=1)))),
+    ]
+    bos = [sent("l-bo", Stage.AWARENESS, "awareness-01", "ses-4")]
+    for record in (adas[0], bos[0], adas[1], adas[2]):
+        leads.record_send(record)
+
+    # Then each lead reads back its own records exactly, ordered by sequence and email, and nobody's are empty
+    assert leads.send_records("l-ada") == adas
+    assert leads.send_records("l-bo") == bos
+    assert leads.send_records("l-nobody") == []
+
+
+def test_a_send_recorded_again_is_one_record_the_last_written(leads: LeadStore) -> None:
+    leads.record_send(sent("l-ada", Stage.AWARENESS, "awareness-01", ""))
+    leads.record_send(sent("l-ada", Stage.AWARENESS, "awareness-01", "ses-1", T0 + timedelta(seconds=1)))
+    assert leads.send_records("l-ada") == [
+        sent("l-ada", Stage.AWARENESS, "awareness-01", "ses-1", T0 + timedelta(seconds=1))
+    ]

@@ -39,7 +39,8 @@ def test_ingest_can_only_put_events_and_read_leads(template_json: dict[str, Any]
     assert actions_on(statements, "dynamodb:") == {
         "dynamodb:PutItem": {_arn(stack.storage.events_table)},
         "dynamodb:GetItem": {_arn(stack.storage.leads_table)},
-        "dynamodb:Query": {_index(stack, c.LEADS_BY_EMAIL_INDEX)},
+        # the by-email index (find_by_email) and the table itself (send_records), never another index
+        "dynamodb:Query": {_index(stack, c.LEADS_BY_EMAIL_INDEX), _arn(stack.storage.leads_table)},
     }
     assert actions_on(statements, "s3:") == {"s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY)}}
     assert actions_on(statements, "secretsmanager:") == {

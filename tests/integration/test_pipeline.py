@@ -18,7 +18,7 @@ from nurture import constants as c
 from nurture.runtime import clients as aws
 from nurture.tools.local.lambda_events import LocalContext, http_event, scheduled_event, sqs_event
 from nurture.tools.local.runtime import LocalStack, ReceivedEmail, _load_handler
-from tests.integration.conftest import WRITE_KEY
+from tests.integration.conftest import ADMIN_TOKEN, WRITE_KEY
 from tests.support import ROOT
 
 SAMPLES = ROOT / "events" / "lambda"
@@ -264,3 +264,49 @@ def test_a_send_ses_refused_is_retried_and_sent_once(stack: LocalStack) -> None:
     # Then the retry sent the one email
     assert again == {"batchItemFailures": []}
     assert len(_emails_to(stack, "throttled@northwind.example")) == 1
+
+
+# --- the admin view: what became of each email --------------------------------------------------------------
+def _sends_of(stack: LocalStack, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lead's `sends`, as an admin sees them: GET /v1/leads/{id} through the ingest function."""
+    lead_id = json.loads(message["Body"])["lead_id"]
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    response = stack.invoke("ingest", http_event("GET", f"/v1/leads/{lead_id}", "", admin, b"", stack.now()))
+    assert response["statusCode"] == 200, response["body"]
+    sends: list[dict[str, Any]] = json.loads(response["body"])["sends"]
+    return sends
+
+
+def test_an_admin_sees_an_email_whose_answer_from_ses_was_lost_as_unconfirmed(stack: LocalStack) -> None:
+    # Given two leads' first emails, queued
+    lost = _queued_send(stack, "u-lost-view", "lost-view@northwind.example")
+    [queued] = _sends_of(stack, lost)
+    assert (queued["content_id"], queued["delivery"], queued["provider_id"]) == (
+        "awareness-01-why-drips-stall",
+        "not_sent",
+        None,
+    )
+    sent = _queued_send(stack, "u-sent-view", "sent-view@northwind.example")
+
+    # When SES accepts both, and its answer to the first is lost on the way back
+    def lose_the_answer(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://email.eu-west-1.amazonaws.com")
+
+    ses = aws.client("sesv2")
+    ses.meta.events.register("after-call.sesv2.SendEmail", lose_the_answer)
+    try:
+        assert stack.invoke("sender", sqs_event([lost], stack.send_queue_arn)) == {"batchItemFailures": []}
+    finally:
+        ses.meta.events.unregister("after-call.sesv2.SendEmail", lose_the_answer)
+    assert stack.invoke("sender", sqs_event([sent], stack.send_queue_arn)) == {"batchItemFailures": []}
+    _done_with(stack, lost)
+    _done_with(stack, sent)
+
+    # Then the admin view says the first is unconfirmed (it went out, unknown to us), the second sent, by SES's id
+    [unconfirmed] = _sends_of(stack, lost)
+    assert (unconfirmed["delivery"], unconfirmed["provider_id"]) == ("unconfirmed", None)
+    assert unconfirmed["sent_at"] is not None
+    assert len(_emails_to(stack, "lost-view@northwind.example")) == 1
+    [email] = _emails_to(stack, "sent-view@northwind.example")
+    [delivered] = _sends_of(stack, sent)
+    assert (delivered["delivery"], delivered["provider_id"]) == ("sent", email.message_id)

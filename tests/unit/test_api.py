@@ -7,6 +7,7 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ from hypothesis import strategies as st
 from nurture.adapters.dynamodb import EventTable
 from nurture.api.resolver import build_app
 from nurture.constants import ENV_ALLOWED_ORIGINS, ENV_LOCAL_ADMIN_TOKEN
+from nurture.domain.journey import SentEmail
+from nurture.domain.programme import Stage
 from nurture.pipeline.leads import LeadService
-from nurture.pipeline.ports import Ports
+from nurture.pipeline.ports import Ports, SentRecord
 from nurture.runtime import clock, wiring
 from nurture.runtime.clock import ManualClock, SystemClock
 from nurture.runtime.settings import settings as nurture_settings
@@ -399,6 +402,80 @@ def test_an_empty_admin_token_does_not_open_the_admin_routes(monkeypatch, lead_i
     monkeypatch.setenv(ENV_LOCAL_ADMIN_TOKEN, "")
     nurture_settings.cache_clear()
     assert call("GET", f"/v1/leads/{lead_id}", headers={"authorization": "Bearer "}).status == 401
+
+
+def test_an_admin_sees_whether_each_email_was_sent_unconfirmed_or_not_sent(admin_token, ports, lead_id) -> None:
+    # Given Ada with three emails decided: SES accepted the first, its answer to the second was lost, and the
+    # third has no send record (still queued, or lost in a crash mid-send)
+    first, second, third = (
+        SentEmail(sequence=Stage.AWARENESS, content_id=content_id, at=T0 + timedelta(days=14 * n))
+        for n, content_id in enumerate(
+            ("awareness-01-why-drips-stall", "awareness-02-three-buyer-signals", "awareness-03-cost-of-slow-follow-up")
+        )
+    )
+    stored = ports.leads.get(lead_id)
+    assert stored is not None
+    ports.leads.save(
+        dataclasses.replace(stored, lead=stored.lead.model_copy(update={"sent": (first, second, third)})),
+        stored.version,
+    )
+    for email, provider_id in ((first, "ses-0001"), (second, "")):
+        ports.leads.record_send(
+            SentRecord(
+                lead_id=lead_id,
+                sequence=email.sequence,
+                content_id=email.content_id,
+                subject="a subject",
+                sent_at=email.at + timedelta(minutes=1),
+                provider_id=provider_id,
+            )
+        )
+    # and another lead's record of the third email, which says nothing about Ada's
+    ports.leads.record_send(
+        SentRecord(
+            lead_id="someone-else",
+            sequence=third.sequence,
+            content_id=third.content_id,
+            subject="a subject",
+            sent_at=third.at,
+            provider_id="ses-0002",
+        )
+    )
+
+    # When an admin looks at her, by id and by email
+    by_id = call("GET", f"/v1/leads/{lead_id}", headers=ADMIN)
+    by_email = call("GET", "/v1/leads", headers=ADMIN, query="email=ada%40northwind.example")
+
+    # Then each email says what became of it, beside the fields the view always had
+    expected = [
+        {
+            "sequence": "awareness",
+            "content_id": "awareness-01-why-drips-stall",
+            "at": "2026-01-05T10:00:00Z",
+            "delivery": "sent",
+            "sent_at": "2026-01-05T10:01:00Z",
+            "provider_id": "ses-0001",
+        },
+        {
+            "sequence": "awareness",
+            "content_id": "awareness-02-three-buyer-signals",
+            "at": "2026-01-19T10:00:00Z",
+            "delivery": "unconfirmed",
+            "sent_at": "2026-01-19T10:01:00Z",
+            "provider_id": None,
+        },
+        {
+            "sequence": "awareness",
+            "content_id": "awareness-03-cost-of-slow-follow-up",
+            "at": "2026-02-02T10:00:00Z",
+            "delivery": "not_sent",
+            "sent_at": None,
+            "provider_id": None,
+        },
+    ]
+    assert (by_id.status, by_email.status) == (200, 200)
+    assert by_id.body["sends"] == expected
+    assert by_email.body["sends"] == expected
 
 
 # --- CORS -----------------------------------------------------------------------------------

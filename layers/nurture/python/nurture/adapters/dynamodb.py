@@ -18,11 +18,13 @@ from botocore.exceptions import ClientError
 from nurture import constants as c
 from nurture.domain.journey import Lead
 from nurture.domain.messages import as_utc
+from nurture.domain.programme import Stage
 from nurture.pipeline.ports import Conflict, SentRecord, StoredEvent, StoredLead, effects_adapter
 
 _CONFLICTS = ("ConditionalCheckFailedException", "TransactionCanceledException")
 STATE = "STATE"
 LINK = "LINK"
+SEND = "SEND#"  # a send record's sort key: SEND#<sequence>#<content id>
 
 
 def lead_key(lead_id: str) -> dict[str, Any]:
@@ -238,12 +240,25 @@ class LeadTable:
             TableName=self.table,
             Item={
                 c.LEADS_PK: {"S": f"LEAD#{record.lead_id}"},
-                c.LEADS_SK: {"S": f"SEND#{record.sequence.value}#{record.content_id}"},
+                c.LEADS_SK: {"S": f"{SEND}{record.sequence.value}#{record.content_id}"},
                 "subject": {"S": record.subject},
                 "sent_at": {"S": iso(record.sent_at)},
                 "provider_id": {"S": record.provider_id},
             },
         )
+
+    def send_records(self, lead_id: str) -> list[SentRecord]:
+        records: list[SentRecord] = []
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :send)",
+            ExpressionAttributeNames={"#pk": c.LEADS_PK, "#sk": c.LEADS_SK},
+            ExpressionAttributeValues={":pk": {"S": f"LEAD#{lead_id}"}, ":send": {"S": SEND}},
+            ConsistentRead=True,
+        ):
+            records += [_sent_record(lead_id, item) for item in page["Items"]]
+        return records
 
     def _item(self, stored: StoredLead) -> dict[str, Any]:
         lead = stored.lead
@@ -272,4 +287,16 @@ def _stored_lead(item: dict[str, Any]) -> StoredLead:
         profiles=frozenset(item["profiles"]["SS"]),
         outbox=tuple(outbox),
         due_at=datetime.fromisoformat(due_at["S"]) if due_at else None,
+    )
+
+
+def _sent_record(lead_id: str, item: dict[str, Any]) -> SentRecord:
+    sequence, content_id = item[c.LEADS_SK]["S"].removeprefix(SEND).split("#", 1)
+    return SentRecord(
+        lead_id=lead_id,
+        sequence=Stage(sequence),
+        content_id=content_id,
+        subject=item["subject"]["S"],
+        sent_at=datetime.fromisoformat(item["sent_at"]["S"]),
+        provider_id=item["provider_id"]["S"],
     )

@@ -33,7 +33,7 @@ from nurture.pipeline.ingest import (
     parse_body,
     read_messages,
 )
-from nurture.pipeline.ports import EventStore, StoredEvent
+from nurture.pipeline.ports import EventStore, StoredEvent, StoredLead
 from nurture.runtime import clock, wiring
 from nurture.runtime.observability import Metric, count, logger
 from nurture.runtime.settings import settings
@@ -163,19 +163,23 @@ def build_app(
     def admin_route(path: str, summary: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return app.get(path, middlewares=[require_admin], responses=_ADMIN_RESPONSES, tags=["admin"], summary=summary)
 
+    def admin_view(stored: StoredLead) -> LeadView:
+        records = wiring.ports().leads.send_records(stored.lead.lead_id)  # each send's delivery
+        return lead_view(stored, wiring.content().programme(), clock.now(), records)
+
     @admin_route("/v1/leads", "Find a lead by email")
     def find_lead(email: Annotated[str, Query(min_length=3, max_length=254)]) -> LeadView:
         stored = wiring.ports().leads.find_by_email(email)
         if stored is None:
             raise NotFound("no lead with that email")
-        return lead_view(stored, wiring.content().programme(), clock.now())
+        return admin_view(stored)
 
     @admin_route("/v1/leads/<lead_id>", "A lead's stage, scores with their explanation, transitions and sends")
     def get_lead(lead_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_:.-]+$")]) -> LeadView:
         stored = wiring.ports().leads.get(lead_id)
         if stored is None:
             raise NotFound("no lead with that id")
-        return lead_view(stored, wiring.content().programme(), clock.now())
+        return admin_view(stored)
 
     @app.exception_handler(ApiError)
     def api_error(error: ApiError) -> Response[Any]:

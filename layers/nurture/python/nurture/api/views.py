@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -11,7 +13,7 @@ from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import Programme, Stage
 from nurture.domain.scoring import Contribution, contributions, fit_score
 from nurture.pipeline.ingest import Problem
-from nurture.pipeline.ports import StoredLead
+from nurture.pipeline.ports import SentRecord, StoredLead
 
 
 class IngestResult(BaseModel):
@@ -19,6 +21,40 @@ class IngestResult(BaseModel):
     accepted: int = Field(description="Messages stored by this request or already stored before (duplicates)")
     duplicates: int = Field(description="Messages whose messageId was already stored: counted once")
     errors: list[Problem] = Field(default_factory=list)
+
+
+class SendView(SentEmail):
+    """An email decided for the lead (`at`: when the dispatcher decided it) and what became of it."""
+
+    delivery: Literal["sent", "unconfirmed", "not_sent"] = Field(
+        description="`sent`: SES accepted it (`provider_id` is its message id). `unconfirmed`: SES's answer was "
+        "lost after the email may have gone out: it may or may not have been sent, and it will not be sent again. "
+        "`not_sent`: no send record: still queued, skipped by the sender (the lead moved on or the email did not "
+        "render), or lost in a crash mid-send (never retried). Rarely, SES accepted it but its record could not be "
+        "written (counted as `SendRecordsLost`)."
+    )
+    sent_at: datetime | None = Field(
+        default=None, description="When the sender handed it to SES (`sent` and `unconfirmed` only)"
+    )
+    provider_id: str | None = Field(default=None, description="SES's message id (`sent` only)")
+
+
+def send_views(sent: Iterable[SentEmail], records: Iterable[SentRecord]) -> list[SendView]:
+    """Each decided email with its send record, if the sender wrote one (matched on sequence and email)."""
+    by_key = {(r.sequence, r.content_id): r for r in records}
+    views = []
+    for email in sent:
+        record = by_key.get((email.sequence, email.content_id))
+        if record is None:
+            view = SendView(**email.model_dump(), delivery="not_sent")
+        elif record.provider_id:
+            view = SendView(
+                **email.model_dump(), delivery="sent", sent_at=record.sent_at, provider_id=record.provider_id
+            )
+        else:
+            view = SendView(**email.model_dump(), delivery="unconfirmed", sent_at=record.sent_at)
+        views.append(view)
+    return views
 
 
 class LeadView(BaseModel):
@@ -35,14 +71,15 @@ class LeadView(BaseModel):
     excluded_because: str | None
     traits: LeadTraits
     transitions: list[StageChange]
-    sends: list[SentEmail]
+    sends: list[SendView] = Field(description="Every email decided for the lead, oldest first, with its delivery")
     next_action_at: datetime | None
     exhausted: bool = Field(
         description="Every email of the lead's sequence has been sent: it waits on new content (add emails)"
     )
 
 
-def lead_view(stored: StoredLead, programme: Programme, now: datetime) -> LeadView:
+def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: Iterable[SentRecord]) -> LeadView:
+    """The lead as an admin sees it; `records` (`LeadStore.send_records`) tell each send's delivery."""
     lead = stored.lead
     fit = fit_score(lead.traits, programme)
     explained = contributions(lead.signals, programme, now)
@@ -58,7 +95,7 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime) -> LeadVi
         excluded_because=fit.excluded_because,
         traits=lead.traits,
         transitions=list(lead.history),
-        sends=list(lead.sent),
+        sends=send_views(lead.sent, records),
         next_action_at=lead.next_action_at(programme),
         exhausted=lead.exhausted,
     )

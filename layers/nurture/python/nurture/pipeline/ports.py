@@ -120,6 +120,9 @@ class LeadStore(Protocol):
 
     def record_send(self, record: SentRecord) -> None: ...
 
+    def send_records(self, lead_id: str) -> list[SentRecord]:
+        """The send records of one lead (one per sequence and email, the last written), by sequence and email id."""
+
 
 class EventBus(Protocol):
     def publish(self, effects: Sequence[Effect]) -> None: ...
