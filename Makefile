@@ -55,6 +55,12 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.batch
 	$(BIN)/python -m tests.bench.imports
 
+# Schemathesis against docs/openapi.json on `nurture local`: tests/e2e/test_fuzz.py (which `make test` runs bounded,
+# about a minute and a half) with ten times the examples per operation (about 5 minutes). Figures: docs/reliability.md.
+.PHONY: fuzz
+fuzz: $(BIN)/.installed
+	NURTURE_FUZZ_SCALE=10 $(BIN)/python -m pytest tests/e2e/test_fuzz.py -s -p no:cacheprovider
+
 # Mutation testing of the modules that hold the guarantees ([tool.mutmut] in pyproject.toml; results and
 # survivors in docs/testing.md). About an hour on two cores, so neither `make test` nor CI runs it.
 # One module: make mutation MUTANTS='nurture.adapters.dynamodb*'

@@ -40,6 +40,11 @@ def openapi_document() -> dict[str, Any]:
     event["description"] = "Not one of the events only the engine records (in any case): " + ", ".join(SYSTEM_EVENTS)
     for name in MESSAGE_SCHEMAS:
         schemas[name]["required"] = [r for r in schemas[name]["required"] if r not in FILLED_IN]
+        # Someone sent it: a userId or an anonymousId, as the message model checks.
+        schemas[name]["anyOf"] = [
+            {"required": [who], "properties": {who: {"type": "string"}}} for who in ("userId", "anonymousId")
+        ]
+    schemas["Batch"]["properties"]["batch"]["minItems"] = 1
     for path, model in INGEST_BODIES.items():
         name = model.__name__
         if name in MESSAGE_SCHEMAS:

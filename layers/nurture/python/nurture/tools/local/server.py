@@ -85,6 +85,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         self._dispatch("OPTIONS")
 
+    # Every other method goes to the API too, which answers 404 as API Gateway would (http.server's own
+    # answer would be an HTML 501: a 5xx for a client's mistake).
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_TRACE(self) -> None:
+        self._dispatch("TRACE")
+
+    def do_QUERY(self) -> None:
+        self._dispatch("QUERY")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("content-length") or 0)
@@ -168,4 +185,5 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD answer has the headers of the GET, and no body
+            self.wfile.write(body)
