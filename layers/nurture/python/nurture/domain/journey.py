@@ -208,6 +208,17 @@ def new_lead(lead_id: str) -> Lead:
     return Lead(lead_id=lead_id)
 
 
+def place(lead: Lead, programme: Programme, now: datetime) -> tuple[Lead, list[Effect]]:
+    """Place a lead by the rules alone, as of `now`: excluded or re-included by fit, and moved up by intent from
+    awareness or consideration (entering Decision alerts sales). No email is decided and no timeout applied:
+    what `nurture rebuild` runs after re-scoring a lead's history."""
+    journey = _Journey(lead, programme, now)
+    journey.settle()
+    if journey.lead.stage in (Stage.AWARENESS, Stage.CONSIDERATION):
+        journey.promote()
+    return journey.lead, list(journey.effects)
+
+
 def step(lead: Lead, given: JourneyInput, programme: Programme, now: datetime) -> Outcome:
     """Apply one input to a lead at `now`. Applying the same message twice changes nothing."""
     journey = _Journey(lead, programme, now)

@@ -48,6 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="play three scripted buyers through the local stack")
     _stack_options(demo)
 
+    rebuild = commands.add_parser(
+        "rebuild", help="re-project leads from the events table (after an outage, or to try a programme)"
+    )
+    _rebuild_options(rebuild)
+
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (generated from the code)")
     openapi.add_argument("--output", type=Path, default=None, help="write it here instead of printing")
 
@@ -61,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "openapi":
             return _openapi(args.output)
+        if args.command == "rebuild":
+            from nurture.tools.rebuild_cli import rebuild as run_rebuild
+
+            return run_rebuild(args)
         return _replay(args)
     except ProgrammeError as error:
         print(error, file=sys.stderr)
@@ -73,6 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _stack_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (0: any free port)")
     command.add_argument("--programme", type=Path, default=None, help="default: content/programme.yaml")
+
+
+def _rebuild_options(command: argparse.ArgumentParser) -> None:
+    which = command.add_mutually_exclusive_group(required=True)
+    which.add_argument("--lead", action="append", metavar="ID", help="this lead (repeat for more)")
+    which.add_argument("--all", action="store_true", help="every lead, and every profile no lead is linked to")
+    command.add_argument("--programme", type=Path, default=None, help="a proposed programme (default: the stack's)")
+    command.add_argument("--dry-run", action="store_true", help="print what would change; write and publish nothing")
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (standard credential chain)")
+    where.add_argument("--endpoint-url", help="a local stack's AWS endpoint (default: the running `nurture local`)")
+    command.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+    command.add_argument("--now", type=_instant, default=None, help="default: the local stack's clock, else now")
 
 
 def _instant(text: str) -> datetime:
@@ -221,6 +243,7 @@ def _start_stack(args: argparse.Namespace, manual_start: datetime | None) -> tup
 
 
 def _local(args: argparse.Namespace) -> int:
+    import os
     import signal
     import threading
     from datetime import UTC
@@ -228,6 +251,9 @@ def _local(args: argparse.Namespace) -> int:
     manual_start = (args.start or datetime.now(UTC)) if args.clock == "manual" else None
     print("starting the local stack (moto as AWS)...", file=sys.stderr)
     stack, server = _start_stack(args, manual_start)
+    from nurture.tools.rebuild import remove_local_state, write_local_state
+
+    write_local_state(server.url, stack.endpoint, os.environ["AWS_REGION"])  # found by `nurture rebuild`
     print(
         f"nurture local is running at {server.url}\n"
         f"  write key:   {stack.write_key}\n"
@@ -246,6 +272,7 @@ def _local(args: argparse.Namespace) -> int:
         pass
     finally:
         print("stopping...", file=sys.stderr)
+        remove_local_state()
         server.stop()
         stack.stop()
     return 0
