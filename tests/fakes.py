@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +48,8 @@ class FakeLeads:
     writes: int = 0
     reads: int = 0
     fail_next_saves: int = 0  # simulate another writer winning the race
+    # One conditional write at a time, as DynamoDB applies them (the concurrency tests write from threads)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def get(self, lead_id: str) -> StoredLead | None:
         self.reads += 1
@@ -67,6 +69,16 @@ class FakeLeads:
         expected_version: int | None,
         new_profiles: frozenset[str] = frozenset(),
         absorbed: StoredLead | None = None,
+    ) -> None:
+        with self._lock:
+            self._save(stored, expected_version, new_profiles, absorbed)
+
+    def _save(
+        self,
+        stored: StoredLead,
+        expected_version: int | None,
+        new_profiles: frozenset[str],
+        absorbed: StoredLead | None,
     ) -> None:
         lead_id = stored.lead.lead_id
         current = self.items.get(lead_id)
@@ -92,11 +104,15 @@ class FakeLeads:
         for profile in new_profiles:
             self.links[profile] = lead_id
 
-    def clear_outbox(self, lead_id: str, version: int) -> None:
-        current = self.items.get(lead_id)
-        if current is not None and current.version == version:
+    def clear_outbox(self, lead_id: str, effect_ids: Collection[str], version: int, due_at: datetime | None) -> None:
+        with self._lock:
+            current = self.items.get(lead_id)
+            if current is None or not effect_ids:
+                return
             self.writes += 1
-            self.items[lead_id] = replace(current, outbox=())
+            outbox = tuple(p for p in current.outbox if p.id not in effect_ids)
+            due = due_at if current.version == version else current.due_at
+            self.items[lead_id] = replace(current, outbox=outbox, version=current.version + 1, due_at=due)
 
     def due(self, shard: int, now: datetime) -> Iterator[str]:
         for lead_id, stored in list(self.items.items()):

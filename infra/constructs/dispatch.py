@@ -104,7 +104,8 @@ class Dispatch(Construct):
             targets=[targets.LambdaFunction(fn)],
         )
         # LeadTable.due queries the due index; LeadService.tick reads the lead, writes it back with a
-        # version condition, clears its outbox, and publishes: sends to the queue, timeouts to the bus.
+        # version condition, publishes (sends to the queue, timeouts to the bus) and removes the outbox
+        # entries it published (UpdateItem), taking over any whose writer died (their lease ran out).
         self.dispatcher.grant(["dynamodb:Query"], [storage.leads_index_arn(c.LEADS_DUE_INDEX)])
         self.dispatcher.grant(
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [storage.leads_table.table_arn]

@@ -3,7 +3,8 @@
 The unit tests trust the fakes to behave as DynamoDB does; these tests are what earns that trust. They use only
 the ports' methods (`EventStore`, `LeadStore`), never the tables' items, so both sides are held to the same promise:
 a lead is written only at the version it was read, a profile belongs to one lead, a merge deletes the absorbed
-lead only as it was read, an outbox is cleared only by the version that filled it, and an event is stored once.
+lead only as it was read, an outbox entry is removed exactly (by effect id, whoever wrote since) and a stale
+writer cannot save it back, and an event is stored once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nurture.adapters.dynamodb import EventTable, LeadTable
 from nurture.domain.journey import Effect, Lead, Transition
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import Stage
-from nurture.pipeline.ports import Conflict, EventStore, LeadStore, SentRecord, StoredEvent, StoredLead
+from nurture.pipeline.ports import Conflict, EventStore, LeadStore, Pending, SentRecord, StoredEvent, StoredLead
 from nurture.tools.local.resources import REGION, TABLES
 from tests.fakes import FakeEvents, FakeLeads
 from tests.support import T0, identify, known_lead, page, track
@@ -80,14 +81,15 @@ def at_version(
     base: Lead | StoredLead,
     version: int,
     profiles: set[str] | frozenset[str] | None = None,
-    outbox: tuple[Effect, ...] = (),
+    outbox: tuple[Effect | Pending, ...] = (),
     due_at: datetime | None = None,
 ) -> StoredLead:
-    """The lead (or a stored lead's lead) as it would be written at `version`."""
+    """The lead (or a stored lead's lead) as it would be written at `version`; effects saved at T0."""
     the_lead = base.lead if isinstance(base, StoredLead) else base
     known = base.profiles if isinstance(base, StoredLead) else frozenset()
+    pending = tuple(e if isinstance(e, Pending) else Pending(e, T0) for e in outbox)
     return StoredLead(
-        lead=the_lead, version=version, profiles=frozenset(profiles or known), outbox=outbox, due_at=due_at
+        lead=the_lead, version=version, profiles=frozenset(profiles or known), outbox=pending, due_at=due_at
     )
 
 
@@ -107,7 +109,7 @@ def test_a_lead_reads_back_exactly_as_it_was_written(leads: LeadStore) -> None:
         lead=journey.lead,
         version=1,
         profiles=frozenset({"u#u-1", "a#anon-1"}),
-        outbox=tuple(journey.effects),
+        outbox=tuple(Pending(e, T0 + timedelta(hours=1, microseconds=n)) for n, e in enumerate(journey.effects)),
         due_at=journey.lead.next_action_at(journey.programme),
     )
     assert stored.outbox
@@ -272,31 +274,51 @@ def test_a_merge_with_an_absorbed_lead_already_merged_elsewhere_is_a_conflict(le
 # --- the outbox ----------------------------------------------------------------------------------------------
 
 
-def test_clearing_the_outbox_at_the_current_version_empties_it_and_keeps_the_rest(leads: LeadStore) -> None:
-    outbox = (transition("l-1", Stage.AWARENESS), transition("l-1", Stage.CONSIDERATION))
-    stored = created(leads, at_version(lead("l-1", "one@northwind.example"), 1, {"u#one"}, outbox, T0))
-    leads.clear_outbox("l-1", 1)
-    assert leads.get("l-1") == replace(stored, outbox=())
-    # and the lead can still be written at the version it has
-    leads.save(at_version(stored, 2), 1)
+def test_removing_outbox_entries_removes_exactly_those_and_moves_the_lead_on(leads: LeadStore) -> None:
+    # Given a lead written at version 1 with two effects in its outbox
+    a, b = transition("l-1", Stage.AWARENESS), transition("l-1", Stage.CONSIDERATION)
+    stored = created(leads, at_version(lead("l-1", "one@northwind.example"), 1, {"u#one"}, (a, b), T0))
+    # When its writer removes the one it published, still at its version
+    later = T0 + timedelta(days=1)
+    leads.clear_outbox("l-1", [stored.outbox[0].id], 1, later)
+    # Then only that entry is gone, the due index moved, and the lead is at a new version
+    assert leads.get("l-1") == replace(stored, outbox=stored.outbox[1:], version=2, due_at=later)
+    assert list(due_everywhere(leads, T0)) == []
+    assert list(due_everywhere(leads, later)) == ["l-1"]
+    # so a writer holding version 1 (which lists the removed entry) cannot save it back
+    with pytest.raises(Conflict):
+        leads.save(at_version(stored, 2, outbox=(a, b)), 1)
+    leads.save(at_version(stored, 3, outbox=(b,)), 2)
+    # and removing it again changes nothing but the version (idempotent)
+    leads.clear_outbox("l-1", [stored.outbox[0].id], 1, None)
+    assert leads.get("l-1") == at_version(stored, 4, outbox=(b,))
 
 
-def test_clearing_an_older_versions_outbox_leaves_the_newer_one(leads: LeadStore) -> None:
-    # Given a writer stored version 1 with effects, and before it cleared them a second writer stored version 2,
-    # carrying version 1's effects and adding its own
-    mine = (transition("l-1", Stage.AWARENESS),)
-    v1 = created(leads, at_version(lead("l-1"), 1, {"u#one"}, mine))
-    v2 = at_version(v1, 2, outbox=(*mine, transition("l-1", Stage.CONSIDERATION)))
+def test_removing_entries_after_a_newer_write_keeps_its_entries_and_its_due_index(leads: LeadStore) -> None:
+    # Given a writer stored version 1 with its effect, and before it removed it a second writer stored version 2,
+    # carrying version 1's entry and adding its own
+    mine, theirs = transition("l-1", Stage.AWARENESS), transition("l-1", Stage.CONSIDERATION, T0 + timedelta(1))
+    v1 = created(leads, at_version(lead("l-1"), 1, {"u#one"}, (mine,), T0))
+    v2 = at_version(v1, 2, outbox=(mine, theirs), due_at=T0 + timedelta(hours=1))
     leads.save(v2, 1)
-    # When the first writer clears "its" outbox
-    leads.clear_outbox("l-1", 1)
-    # Then version 2's outbox is untouched
-    assert leads.get("l-1") == v2
+    # When the first writer removes the entry it published
+    leads.clear_outbox("l-1", [v1.outbox[0].id], 1, None)
+    # Then exactly its entry is gone: version 2's own entry and due index stay
+    assert leads.get("l-1") == replace(v2, outbox=v2.outbox[1:], version=3)
+    assert list(due_everywhere(leads, T0 + timedelta(hours=1))) == ["l-1"]
+
+
+def test_removing_the_last_entry_can_take_the_lead_off_the_due_index(leads: LeadStore) -> None:
+    stored = created(leads, at_version(lead("l-1"), 1, {"u#one"}, (transition("l-1", Stage.AWARENESS),), T0))
+    leads.clear_outbox("l-1", [p.id for p in stored.outbox], 1, None)
+    assert leads.get("l-1") == replace(stored, outbox=(), version=2, due_at=None)
+    assert list(due_everywhere(leads, T0 + timedelta(days=365))) == []
 
 
 def test_clearing_the_outbox_of_a_missing_lead_creates_nothing(leads: LeadStore) -> None:
-    leads.clear_outbox("ghost", 1)
+    leads.clear_outbox("ghost", [transition("ghost", Stage.AWARENESS).kind + "-x"], 1, T0)
     assert leads.get("ghost") is None
+    assert list(due_everywhere(leads, T0)) == []
     # and the lead can still be created afterwards
     created(leads, at_version(lead("ghost"), 1, {"u#ghost"}))
 

@@ -141,6 +141,12 @@ def test_send_queue_outlasts_six_sender_timeouts_and_dead_letters_after_three_re
     assert resources[logical_id(stack.dispatch.dlq)]["Properties"]["QueueName"] == c.SEND_DLQ
 
 
+@pytest.mark.parametrize("writer", ["scorer", "dispatcher"])
+def test_an_outbox_lease_outlasts_each_lead_writer(resources: dict[str, Any], stack: NurtureStack, writer: str) -> None:
+    # An unpublished effect is taken over after its lease: never while the writer that saved it may still run
+    assert _function(resources, stack, writer)["Timeout"] < c.OUTBOX_LEASE_SECONDS
+
+
 @pytest.mark.parametrize("queue", ["send queue", "send dlq", "scorer dlq"])
 def test_queues_are_encrypted_and_refuse_plain_http(
     template: Template, resources: dict[str, Any], stack: NurtureStack, queue: str

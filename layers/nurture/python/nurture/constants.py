@@ -31,6 +31,10 @@ LEADS_DUE_INDEX = "due"  # partition key "due_shard" (string), sort key "due_at"
 LEADS_DUE_SHARD_ATTRIBUTE = "due_shard"
 LEADS_DUE_AT_ATTRIBUTE = "due_at"
 DUE_SHARDS = 16
+# An outbox entry belongs to the writer that saved it for this long; after it, whoever next writes the lead (the
+# dispatcher, which finds such a lead due) publishes it. Longer than the scorer's (60 s) and the dispatcher's
+# (2 min) Lambda timeouts, so a live writer that is merely slow is never raced for its own effects.
+OUTBOX_LEASE_SECONDS = 300
 
 # Powertools idempotency records (sender and ingest batches).
 IDEMPOTENCY_TABLE = "nurture-idempotency"

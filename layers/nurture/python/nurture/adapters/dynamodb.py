@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,7 +19,15 @@ from nurture import constants as c
 from nurture.domain.journey import Lead
 from nurture.domain.messages import as_utc
 from nurture.domain.programme import Stage
-from nurture.pipeline.ports import Conflict, SentRecord, StoredEvent, StoredLead, effects_adapter
+from nurture.pipeline.ports import (
+    Conflict,
+    Pending,
+    SentRecord,
+    StoredEvent,
+    StoredLead,
+    effect_adapter,
+    effects_adapter,
+)
 
 _CONFLICTS = ("ConditionalCheckFailedException", "TransactionCanceledException")
 STATE = "STATE"
@@ -195,20 +203,44 @@ class LeadTable:
                 raise Conflict(stored.lead.lead_id) from error
             raise
 
-    def clear_outbox(self, lead_id: str, version: int) -> None:
+    def clear_outbox(self, lead_id: str, effect_ids: Collection[str], version: int, due_at: datetime | None) -> None:
+        if not effect_ids:
+            return
+        names = {f"#e{n}": effect for n, effect in enumerate(sorted(set(effect_ids)))}
+        remove = ", ".join(f"outbox.{name}" for name in names)
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": lead_key(lead_id),
+            "ExpressionAttributeNames": {**names, "#pk": c.LEADS_PK, "#v": "version"},
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":map": {"S": "M"}},
+        }
+        exists = "attribute_exists(#pk) AND attribute_type(outbox, :map)"
+        # The lead as this writer left it: remove the entries and set the due index, in one write.
+        due = dict(update)
+        due["ExpressionAttributeNames"] = {**names, "#pk": c.LEADS_PK, "#v": "version", "#d": c.LEADS_DUE_AT_ATTRIBUTE}
+        due["ExpressionAttributeValues"] = {**update["ExpressionAttributeValues"], ":v": {"N": str(version)}}
+        if due_at is None:
+            due["ExpressionAttributeNames"]["#s"] = c.LEADS_DUE_SHARD_ATTRIBUTE
+            due["UpdateExpression"] = f"REMOVE {remove}, #d, #s SET #v = #v + :one"
+        else:
+            due["ExpressionAttributeValues"][":d"] = {"S": iso(due_at)}
+            due["UpdateExpression"] = f"REMOVE {remove} SET #v = #v + :one, #d = :d"
+        due["ConditionExpression"] = f"{exists} AND #v = :v"
+        if self._update(due):
+            return
+        # Written since: remove only the entries (the newer write set the due index, counting them at worst).
+        update["UpdateExpression"] = f"REMOVE {remove} SET #v = #v + :one"
+        update["ConditionExpression"] = exists
+        self._update(update)  # false: the lead is gone (merged into another, or deleted)
+
+    def _update(self, update: dict[str, Any]) -> bool:
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=lead_key(lead_id),
-                UpdateExpression="REMOVE outbox",
-                ConditionExpression="#v = :v",
-                ExpressionAttributeNames={"#v": "version"},
-                ExpressionAttributeValues={":v": {"N": str(version)}},
-            )
+            self.client.update_item(**update)
         except ClientError as error:
             if not _is_conflict(error):
                 raise
-            # A newer write exists; whoever reads it publishes what is left in its outbox.
+            return False
+        return True
 
     def due(self, shard: int, now: datetime) -> Iterator[str]:
         paginator = self.client.get_paginator("query")
@@ -268,8 +300,8 @@ class LeadTable:
             "lead": {"S": lead.model_dump_json(exclude_defaults=True)},
             "profiles": {"SS": sorted(stored.profiles)},
         }
-        if stored.outbox:
-            item["outbox"] = {"S": effects_adapter.dump_json(list(stored.outbox)).decode()}
+        # Always a map (maybe empty), keyed by effect id, so `clear_outbox` can remove single entries.
+        item["outbox"] = {"M": {p.id: {"S": _pending_json(n, p)} for n, p in enumerate(stored.outbox)}}
         if lead.email:
             item[c.LEADS_EMAIL_ATTRIBUTE] = {"S": lead.email}
         if stored.due_at is not None:
@@ -278,8 +310,30 @@ class LeadTable:
         return item
 
 
+_LEGACY_SAVED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _pending_json(position: int, pending: Pending) -> str:
+    effect = effect_adapter.dump_python(pending.effect, mode="json")
+    return json.dumps({"n": position, "saved_at": iso(pending.saved_at), "effect": effect})
+
+
+def _outbox(attribute: dict[str, Any] | None) -> list[Pending]:
+    """The outbox entries in the order they were saved. An outbox written before entries had ids (one JSON
+    string) reads as long expired, so the next writer publishes it."""
+    if attribute is None:
+        return []
+    if "S" in attribute:
+        return [Pending(e, _LEGACY_SAVED_AT) for e in effects_adapter.validate_json(attribute["S"])]
+    entries = [json.loads(value["S"]) for value in attribute["M"].values()]
+    entries.sort(key=lambda e: (e["saved_at"], e["n"]))
+    return [
+        Pending(effect_adapter.validate_python(e["effect"]), datetime.fromisoformat(e["saved_at"])) for e in entries
+    ]
+
+
 def _stored_lead(item: dict[str, Any]) -> StoredLead:
-    outbox = effects_adapter.validate_json(item["outbox"]["S"]) if "outbox" in item else []
+    outbox = _outbox(item.get("outbox"))
     due_at = item.get(c.LEADS_DUE_AT_ATTRIBUTE)
     return StoredLead(
         lead=Lead.model_validate_json(item["lead"]["S"]),

@@ -8,14 +8,17 @@ from typing import Any
 
 from nurture.constants import EVENT_SOURCE, STAGE_CHANGED_DETAIL_TYPE
 from nurture.domain.journey import Effect, SalesAlert, Transition
+from nurture.pipeline.ports import effect_id
 
 SALES_ALERT_DETAIL_TYPE = "Sales Alert"
 
 
 def effect_detail(effect: Effect) -> tuple[str, dict[str, Any]]:
-    """The bus event for an effect. No personal data: consumers read the lead by id."""
+    """The bus event for an effect. No personal data: consumers read the lead by id. `effect_id` is the same
+    for every publication of one occurrence: a consumer that must act once can deduplicate on it."""
     if isinstance(effect, Transition):
         return STAGE_CHANGED_DETAIL_TYPE, {
+            "effect_id": effect_id(effect),
             "lead_id": effect.lead_id,
             "from": effect.from_stage,
             "to": effect.to_stage,
@@ -25,6 +28,7 @@ def effect_detail(effect: Effect) -> tuple[str, dict[str, Any]]:
         }
     if isinstance(effect, SalesAlert):
         return SALES_ALERT_DETAIL_TYPE, {
+            "effect_id": effect_id(effect),
             "lead_id": effect.lead_id,
             "reason": effect.reason,
             "at": effect.at.isoformat(),

@@ -1,8 +1,11 @@
 """The lead service: applies messages, clock ticks and sales updates to stored leads.
 
 Reads a lead, runs the pure journey, writes it back only if nobody changed it meanwhile (else reads
-again), then publishes the effects. Effects are saved with the lead (an outbox) before they are
-published, so a crash between the write and the publish loses nothing: the next writer sends them.
+again), then publishes the effects. Effects are saved with the lead (an outbox, keyed by effect id)
+before they are published, and each is published by the writer that saved it, which then removes
+exactly those entries. A writer that dies in between leaves its entries behind: once their lease is
+over, the lead is due, and the dispatcher's next tick (or any earlier writer) takes them over and
+publishes them. See "Concurrency and the outbox" in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from nurture.domain.identity import resolve
 from nurture.domain.journey import Effect, JourneyInput, Lead, Send, Tick, merge, new_lead, step
 from nurture.domain.messages import Message
 from nurture.domain.programme import Programme
-from nurture.pipeline.ports import Conflict, Ports, SendRequest, StoredLead
+from nurture.pipeline.ports import Conflict, Pending, Ports, SendRequest, StoredLead
 from nurture.runtime.observability import Metric, count, logger
 
 MAX_ATTEMPTS = 8
@@ -28,7 +31,7 @@ class LeadService:
         self.ports = ports
         self.programme = programme
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
-        self._held: list[tuple[str, int, tuple[Effect, ...]]] | None = None
+        self._held: list[tuple[StoredLead, tuple[Pending, ...]]] | None = None
 
     def receive(self, messages: Sequence[Message], now: datetime) -> str:
         """Apply messages that share a profile to their lead (created, or merged, as needed). Returns its id.
@@ -65,7 +68,7 @@ class LeadService:
                 return None
             lead, effects = self._run(stored.lead, inputs, now)
             try:
-                return self._commit(stored, lead, effects, stored.profiles)
+                return self._commit(stored, lead, effects, stored.profiles, now)
             except Conflict:
                 count(Metric.LEAD_WRITE_CONFLICTS)
         raise Conflict(f"gave up on lead {lead_id} after {MAX_ATTEMPTS} attempts")
@@ -87,7 +90,9 @@ class LeadService:
             lead = merge(lead, absorbed.lead)
             count(Metric.LEADS_MERGED)
         lead, effects = self._run(lead, messages, now)
-        self._commit(stored, lead, effects, known | new_profiles, new_profiles=new_profiles - known, absorbed=absorbed)
+        self._commit(
+            stored, lead, effects, known | new_profiles, now, new_profiles=new_profiles - known, absorbed=absorbed
+        )
         return lead.lead_id
 
     def _run(self, lead: Lead, inputs: Sequence[JourneyInput], now: datetime) -> tuple[Lead, list[Effect]]:
@@ -104,47 +109,70 @@ class LeadService:
         lead: Lead,
         effects: list[Effect],
         profiles: frozenset[str],
+        now: datetime,
         new_profiles: frozenset[str] = frozenset(),
         absorbed: StoredLead | None = None,
     ) -> StoredLead:
-        """Write the lead at the next version with its effects in the outbox, then publish and clear them."""
-        if before is not None and lead == before.lead and not effects and not new_profiles and absorbed is None:
-            return before  # nothing changed: no write at all
+        """Write the lead at the next version with its effects in the outbox, then publish and remove them.
+
+        This writer owns what it adds, and the entries it takes over: those whose lease ran out (their
+        writer died before publishing). It re-stamps those in the same conditional write, so of two writers
+        only the one whose write wins takes them over. Entries another writer saved within their lease are
+        carried untouched: that writer publishes and removes them."""
         carried = (before.outbox if before else ()) + (absorbed.outbox if absorbed else ())
+        stale = tuple(p for p in carried if p.expires_at <= now)
+        kept = tuple(p for p in carried if p.expires_at > now)
+        due_at = _due(lead.next_action_at(self.programme), kept)
+        unchanged = before is not None and lead == before.lead and not new_profiles and absorbed is None
+        if unchanged and not effects and not stale and before is not None and before.due_at == due_at:
+            return before  # nothing changed: no write at all
+        known = {p.id for p in kept}
+        mine: dict[str, Pending] = {}
+        for effect in (*(p.effect for p in stale), *effects):
+            pending = Pending(effect, now)
+            if pending.id not in known:
+                mine.setdefault(pending.id, pending)
+        owned = tuple(mine.values())
         after = StoredLead(
             lead=lead,
             version=(before.version if before else 0) + 1,
             profiles=profiles,
-            outbox=carried + tuple(effects),
-            due_at=lead.next_action_at(self.programme),
+            outbox=kept + owned,
+            due_at=_due(lead.next_action_at(self.programme), kept + owned),
         )
         self.ports.leads.save(after, before.version if before else None, new_profiles, absorbed)
         if lead.exhausted and not (before is not None and before.lead.exhausted):
             # Counted once, when the lead starts waiting: marketers add emails to that sequence.
             count(Metric.LEADS_WAITING_ON_CONTENT)
             logger.info("lead waits on new content", extra={"lead_id": lead.lead_id, "sequence": lead.stage})
-        if after.outbox:
+        if owned:
             if self._held is not None:
-                self._held.append((lead.lead_id, after.version, after.outbox))
+                self._held.append((after, owned))
             else:
-                self.publish(after.outbox)
-                self.ports.leads.clear_outbox(lead.lead_id, after.version)
+                self.publish([p.effect for p in owned])
+                self._remove(after, owned)
         return after
+
+    def _remove(self, after: StoredLead, owned: tuple[Pending, ...]) -> None:
+        """Remove the published entries; the lead is then due for its next action and the entries left."""
+        left = tuple(p for p in after.outbox if p not in owned)
+        due_at = _due(after.lead.next_action_at(self.programme), left)
+        self.ports.leads.clear_outbox(after.lead.lead_id, [p.id for p in owned], after.version, due_at)
 
     @contextmanager
     def publishing_in_batches(self) -> Iterator[None]:
         """Hold the effects of every lead written in the block and publish them together at its end, in
-        full batches (the dispatcher ticks many leads a run). An outbox is cleared only after its effects
-        went out; if publishing fails, they stay in the outbox for the lead's next writer."""
+        full batches (the dispatcher ticks many leads a run). An outbox entry is removed only after its
+        effect went out; if publishing fails, the entries stay, and the leads are due when their lease ends."""
         self._held = []
         try:
             yield
         finally:
             held, self._held = self._held, None
             if held:
-                self.publish([effect for _, _, outbox in held for effect in outbox])
-                for lead_id, version, _ in held:
-                    self.ports.leads.clear_outbox(lead_id, version)
+                self.publish([p.effect for _, owned in held for p in owned])
+                for after, owned in held:
+                    self._remove(after, owned)
 
     def publish(self, effects: Sequence[Effect]) -> None:
         sends = [SendRequest.of(e) for e in effects if isinstance(e, Send)]
@@ -156,3 +184,10 @@ class LeadService:
         for effect in effects:
             count(_PUBLISHED[effect.kind])
         logger.debug("published effects", extra={"count": len(effects)})
+
+
+def _due(next_action: datetime | None, outbox: tuple[Pending, ...]) -> datetime | None:
+    """When the dispatcher must look at the lead: its next action, or sooner when an outbox entry's lease ends
+    (so an effect whose writer died is published by the next tick after it, never left for a later message)."""
+    times = [t for t in (next_action, *(p.expires_at for p in outbox)) if t is not None]
+    return min(times) if times else None

@@ -6,19 +6,31 @@ the unit tests use in-memory fakes; the local stack uses the real adapters again
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import hashlib
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from nurture.constants import DUE_SHARDS
+from nurture.constants import DUE_SHARDS, OUTBOX_LEASE_SECONDS
 from nurture.domain.journey import Effect, Lead, Send
 from nurture.domain.messages import Message
 from nurture.domain.programme import Stage
 
 effects_adapter: TypeAdapter[list[Effect]] = TypeAdapter(list[Effect])
+effect_adapter: TypeAdapter[Effect] = TypeAdapter(Effect)
+OUTBOX_LEASE = timedelta(seconds=OUTBOX_LEASE_SECONDS)
+
+
+def effect_id(effect: Effect) -> str:
+    """An effect's stable id: its kind and a hash of its content (the lead, what happened, and when).
+
+    The same occurrence has the same id wherever it is saved, carried or published, so an outbox keyed by it
+    holds each effect once, and bus consumers can deduplicate on it."""
+    digest = hashlib.blake2b(effect_adapter.dump_json(effect), digest_size=12).hexdigest()
+    return f"{effect.kind}-{digest}"
 
 
 class NotSent(Exception):
@@ -46,12 +58,35 @@ class StoredEvent(BaseModel):
 
 
 @dataclass(frozen=True)
+class Pending:
+    """An effect in a lead's outbox: decided and saved with the lead at `saved_at`, not yet published.
+
+    The writer that saved it owns it (publishes it, then removes it) until `saved_at + OUTBOX_LEASE`."""
+
+    effect: Effect
+    saved_at: datetime
+
+    @property
+    def id(self) -> str:
+        return effect_id(self.effect)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.saved_at + OUTBOX_LEASE
+
+
+@dataclass(frozen=True)
 class StoredLead:
     lead: Lead
     version: int
     profiles: frozenset[str]
-    outbox: tuple[Effect, ...] = ()
+    outbox: tuple[Pending, ...] = ()  # effects saved and not yet published, each once (by effect id)
     due_at: datetime | None = None  # when the dispatcher must next look at the lead (the due index)
+
+    @property
+    def effects(self) -> tuple[Effect, ...]:
+        """The unpublished effects, in the order they were saved."""
+        return tuple(p.effect for p in self.outbox)
 
 
 @dataclass(frozen=True)
@@ -113,7 +148,12 @@ class LeadStore(Protocol):
         link `new_profiles` to it; else raise Conflict. `absorbed`: an anonymous lead folded into this
         one, deleted in the same transaction."""
 
-    def clear_outbox(self, lead_id: str, version: int) -> None: ...
+    def clear_outbox(self, lead_id: str, effect_ids: Collection[str], version: int, due_at: datetime | None) -> None:
+        """Remove exactly these entries from the lead's outbox (their effects went out), whatever its version
+        now, and move the lead to a new version, so a writer holding an older read, which still lists them,
+        cannot save them back. If the lead is still at `version` (the remover's own write), also set its due
+        index to `due_at` (no longer due for the entries removed). Idempotent; nothing happens when the lead
+        is gone."""
 
     def due(self, shard: int, now: datetime) -> Iterator[str]:
         """Ids of the leads in `shard` whose next action is at or before `now`, read from the due index."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -519,10 +519,12 @@ class _Overlay:
         if absorbed is not None:
             self.written[absorbed.lead.lead_id] = None
 
-    def clear_outbox(self, lead_id: str, version: int) -> None:
+    def clear_outbox(self, lead_id: str, effect_ids: Collection[str], version: int, due_at: datetime | None) -> None:
         stored = self.written.get(lead_id)
-        if stored is not None and stored.version == version:
-            self.written[lead_id] = replace(stored, outbox=())
+        if stored is not None and effect_ids:
+            outbox = tuple(p for p in stored.outbox if p.id not in effect_ids)
+            due = due_at if stored.version == version else stored.due_at
+            self.written[lead_id] = replace(stored, outbox=outbox, version=stored.version + 1, due_at=due)
 
     def due(self, shard: int, now: datetime) -> Iterator[str]:
         return self.real.due(shard, now)
