@@ -71,7 +71,7 @@ MUTANTS ?=
 mutation: $(BIN)/.installed
 	$(BIN)/pip install --quiet mutmut==3.8.1
 	mkdir -p $(MUTATION_DIR)
-	cd $(MUTATION_DIR) && for path in pyproject.toml tests content events docs; do ln -sfn ../../$$path $$path; done \
+	cd $(MUTATION_DIR) && for path in pyproject.toml tests content events docs functions; do ln -sfn ../../$$path $$path; done \
 		&& ln -sfn ../../layers/nurture/python/nurture nurture
 	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(foreach m,$(MUTANTS),'$(m)')
 	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut results

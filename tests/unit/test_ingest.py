@@ -90,6 +90,7 @@ def test_a_message_without_a_timestamp_happened_when_it_was_received() -> None:
 def test_an_unusable_timestamp_is_a_problem_naming_its_field(fields: dict[str, Any], field: str) -> None:
     intake = one("page", **fields)
     assert problems(intake) == [(None, field)]
+    assert intake.problems[0].problem.endswith(f"got {fields[field]!r}")  # the value the client must fix
     assert intake.accepted == []
 
 

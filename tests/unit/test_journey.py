@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nurture.domain.journey import SalesUpdate, Send, Tick
-from nurture.domain.programme import Stage, load_programme
+from nurture.domain.journey import SalesUpdate, Send, Tick, Transition
+from nurture.domain.programme import Programme, Stage, load_programme
 from nurture.tools.engine import Engine
 from tests.support import T0, Journey, days, identify, known_lead, page, starter, starter_yaml, track
 
@@ -93,6 +93,16 @@ def test_a_demo_request_routes_to_decision_and_alerts_at_once(stage: Stage) -> N
     assert journey.alerts[0].at == now
 
 
+def test_a_sales_alert_shows_the_decayed_intent_as_compared() -> None:
+    # Given a lead in consideration whose pricing visits and case study were ten days ago
+    journey = _lead_in(Stage.CONSIDERATION)
+    # When they request a demo
+    journey.apply(track("Demo Requested", T0 + days(10)))
+    # Then the alert tells sales the intent as it is now, decayed, in the whole points the thresholds compare
+    [alert] = journey.alerts
+    assert alert.intent == 146
+
+
 @pytest.mark.parametrize("stage", [Stage.DECISION, Stage.SALES_ENGAGED, Stage.OPTED_OUT, Stage.SUPPRESSED])
 def test_a_demo_request_still_reaches_sales_from_a_lead_that_gets_no_nurture(stage: Stage) -> None:
     journey = _lead_in(stage)
@@ -105,6 +115,9 @@ def test_a_demo_request_still_reaches_sales_from_a_lead_that_gets_no_nurture(sta
     assert journey.lead.stage is stage
     if stage is not Stage.DECISION:
         assert len(journey.sends) == sends_before
+    # Sales is told when the lead opted out, so nobody emails them by hand
+    opted_out = " (lead has opted out of email)" if stage is Stage.OPTED_OUT else ""
+    assert journey.alerts[-1].reason == f"Demo request{opted_out}"
 
 
 def test_an_excluded_lead_gets_no_email_and_raises_no_alert() -> None:
@@ -162,6 +175,45 @@ def test_three_re_engagement_emails_without_engagement_suppress() -> None:
     assert journey.transitions[-1].reason == "3 re-engagement emails without engagement"
 
 
+def _suppressing_after_two_emails() -> Programme:
+    """The starter programme, suppressing after two of its three re-engagement emails, sending every day."""
+    return load_programme(
+        starter_yaml()
+        .replace("suppress_after_emails: 3", "suppress_after_emails: 2")
+        .replace("days: [mon, tue, wed, thu, fri]", "days: [mon, tue, wed, thu, fri, sat, sun]")
+    )
+
+
+def test_re_engagement_suppresses_after_the_configured_number_of_emails() -> None:
+    # Given a programme that suppresses after two of its three re-engagement emails
+    journey = Journey(_suppressing_after_two_emails())
+    journey.apply(identify(T0))
+    # When 90 quiet days in awareness move the lead to re-engagement (its first email goes out at that moment)
+    journey.run_until(T0 + days(200))
+    entered = journey.transitions[1]
+    assert (entered.to_stage, entered.at) == (Stage.RE_ENGAGEMENT, T0 + days(90))
+    # Then two re-engagement emails go out, the first among them, and the lead is suppressed
+    re_engagement = [s for s in journey.sends if s.sequence is Stage.RE_ENGAGEMENT]
+    assert [s.at for s in re_engagement] == [entered.at, entered.at + days(7)]
+    assert journey.lead.stage is Stage.SUPPRESSED
+
+
+def test_a_second_stay_in_re_engagement_counts_only_its_own_emails() -> None:
+    # Given the same programme, and a lead who answered the first re-engagement email and then went quiet again
+    programme = _suppressing_after_two_emails()
+    journey = Journey(programme)
+    journey.apply(identify(T0))
+    journey.run_until(T0 + days(90))
+    journey.apply(page("/blog/a", T0 + days(91)))
+    assert journey.lead.stage is Stage.AWARENESS
+    # When 90 quiet days bring the lead back to re-engagement
+    journey.run_until(T0 + days(365))
+    # Then this stay sends its own two emails (the two not sent yet) before the lead is suppressed
+    re_engagement = [s.content_id for s in journey.sends if s.sequence is Stage.RE_ENGAGEMENT]
+    assert re_engagement == programme.sequence(Stage.RE_ENGAGEMENT).emails
+    assert journey.lead.stage is Stage.SUPPRESSED
+
+
 def test_an_open_in_re_engagement_is_not_engagement() -> None:
     journey = _lead_in(Stage.RE_ENGAGEMENT)
     journey.apply(track("Email Opened", T0 + days(92)))
@@ -199,6 +251,18 @@ def test_sales_engagement_stops_consideration_nurture() -> None:
     journey.run_until(T0 + days(60))
     assert journey.lead.stage is Stage.SALES_ENGAGED
     assert all(s.at <= T0 + days(2) for s in journey.sends)
+
+
+@pytest.mark.parametrize("stage", [Stage.OPTED_OUT, Stage.SUPPRESSED, Stage.EXCLUDED, Stage.SALES_ENGAGED])
+def test_a_sales_update_for_a_lead_outside_nurture_changes_no_stage(stage: Stage) -> None:
+    # Given a lead that gets no nurture email: opted out, suppressed, excluded, or already with sales
+    journey = _lead_in(stage)
+    transitions = len(journey.transitions)
+    # When sales reports a booked demo
+    journey.apply(SalesUpdate(status="demo_booked"), now=T0 + days(1))
+    # Then it keeps its stage, with no transition: an opt-out stays on record, so a later alert still says so
+    assert journey.lead.stage is stage
+    assert len(journey.transitions) == transitions
 
 
 @pytest.mark.parametrize(
@@ -366,3 +430,55 @@ def test_an_email_sent_before_identify_is_not_sent_again_after_the_merge() -> No
     before_merge = {(s.sequence, s.content_id) for s in engine.effects if isinstance(s, Send) and s.at <= T0 + days(21)}
     assert after_merge
     assert not set(after_merge) & before_merge
+
+
+def test_a_visitor_who_left_their_email_carries_on_their_journey_once_they_log_in() -> None:
+    # Given a signed-up user whose email we do not know yet, and the same person on a phone, who left their
+    # email and company in a form, got the first awareness email and then read the blog
+    engine = Engine(starter())
+    engine.run(
+        [
+            page("/blog/a", T0, user="u-1"),
+            identify(T0 + timedelta(hours=1), user=None, anonymous="a-phone", company="Northwind"),
+            page("/blog/b", T0 + days(2), user=None, anonymous="a-phone"),
+        ],
+        until=T0 + days(3),
+    )
+    [phone] = [lead for lead in engine.leads.values() if lead.stage is not None]
+    # When an email opened while logged in ties the phone to the user, and two months go by
+    engine.run([track("Email Opened", T0 + days(4), user="u-1", anonymous="a-phone")], until=T0 + days(60))
+    # Then one lead is left, with everything the phone knew: traits, transitions, last engagement
+    [lead] = engine.leads.values()
+    assert (lead.email, lead.traits.company) == ("a-phone@northwind.example", "Northwind")
+    assert lead.history == phone.history
+    assert lead.last_engagement_at == T0 + days(2)
+    # And the journey carries on where the phone left it: no second welcome, and the awareness emails go on
+    # at their cadence, each once
+    assert [(t.from_stage, t.to_stage) for t in engine.effects if isinstance(t, Transition)] == [
+        (None, Stage.AWARENESS)
+    ]
+    sends = [s.content_id for s in engine.effects if isinstance(s, Send)]
+    assert sends == starter().sequence(Stage.AWARENESS).emails[:5]  # days 0, 14, 28, 42 and 56
+
+
+def test_a_known_lead_keeps_its_stage_when_a_phones_form_fill_is_folded_in() -> None:
+    # Given a known lead in decision, and the same person on a phone, who left their email in a form and so
+    # started in awareness
+    engine = Engine(starter())
+    engine.run(
+        [
+            page("/pricing", T0, user="u-1"),
+            track("Case Study Downloaded", T0, user="u-1"),
+            page("/pricing/team", T0, user="u-1"),
+            identify(T0, user="u-1", company_size=240, seniority="vp"),
+            identify(T0 + timedelta(hours=1), user=None, anonymous="a-phone", email="u-1@northwind.example"),
+        ]
+    )
+    assert sorted(lead.stage for lead in engine.leads.values() if lead.stage) == [Stage.AWARENESS, Stage.DECISION]
+    before = len(engine.effects)
+    # When an email opened on the phone, logged in, ties the phone to the user
+    engine.run([track("Email Opened", T0 + timedelta(hours=2), user="u-1", anonymous="a-phone")])
+    # Then the lead stays in decision: no step back to awareness, no transition at all
+    [lead] = engine.leads.values()
+    assert lead.stage is Stage.DECISION
+    assert [e for e in engine.effects[before:] if isinstance(e, Transition)] == []

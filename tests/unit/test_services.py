@@ -3,6 +3,7 @@ identity merges, the due-only dispatcher and the at-most-once sender."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -105,6 +106,42 @@ def test_a_lead_nobody_stops_writing_gives_up_with_a_conflict(service, ports) ->
         service.receive([page("/pricing", T0)], T0)
 
 
+def test_a_message_for_a_lead_merged_away_meanwhile_lands_on_the_surviving_lead(service, ports, monkeypatch) -> None:
+    # Given an anonymous visitor who turned out to be Ada: their lead was merged into hers
+    service.receive([page("/pricing", T0, user=None, anonymous="a-1")], T0)
+    service.receive([identify(T0, user="u-1")], T0)
+    before_the_merge = dict(ports.leads.links)
+    service.receive([identify(T0, user="u-1", anonymous="a-1")], T0)
+    [ada] = ports.leads.items.values()
+    # When the visitor's next page view is resolved on links read just before that merge
+    reads: list[frozenset[str]] = []
+
+    def links_read_before_the_merge_then_fresh(profiles):
+        reads.append(frozenset(profiles))
+        links = before_the_merge if len(reads) == 1 else ports.leads.links
+        return {p: links[p] for p in profiles if p in links}
+
+    monkeypatch.setattr(ports.leads, "leads_for", links_read_before_the_merge_then_fresh)
+    service.receive([page("/pricing/team", T0 + days(1), user=None, anonymous="a-1")], T0 + days(1))
+    # Then the page view joins Ada's lead, and the merged-away lead is not brought back empty
+    [stored] = ports.leads.items.values()
+    assert stored.lead.lead_id == ada.lead.lead_id
+    assert len(stored.lead.signals) == len(ada.lead.signals) + 1
+
+
+def test_a_tick_that_loses_a_race_is_retried_on_fresh_state_and_counted(service, ports, monkeypatch) -> None:
+    # Given a lead whose first email is due
+    service.receive([identify(T0)], T0)
+    counted: list[str] = []
+    monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
+    # When the dispatcher ticks it while another writer wins the race once
+    ports.leads.fail_next_saves = 1
+    dispatch(service, T0)
+    # Then the email is queued once, and the lost race shows in the LeadWriteConflicts metric
+    assert [q.content_id for q in ports.queue.queued] == ["awareness-01-why-drips-stall"]
+    assert counted.count("LeadWriteConflicts") == 1
+
+
 def test_effects_survive_a_crash_between_the_write_and_the_publish(service, ports) -> None:
     # Given EventBridge fails right after the lead was written with its effects
     ports.bus.fail = True
@@ -128,6 +165,27 @@ def test_an_anonymous_visitors_history_merges_into_the_lead_on_identify(service,
     assert stored.profiles == {"u#u-1", "a#a-1"}
     assert stored.lead.intent(starter(), T0) == 30
     assert ports.leads.links == {"u#u-1": stored.lead.lead_id, "a#a-1": stored.lead.lead_id}
+
+
+def test_a_retried_batch_that_merged_two_leads_changes_nothing_more(service, ports) -> None:
+    # Given a known lead, and a stream batch with an anonymous visitor's page view and the identify that ties
+    # the visitor to the lead
+    service.receive([identify(T0, user="u-1")], T0)
+    events = _stored(
+        page("/about", T0, user=None, anonymous="a-1"), identify(T0 + days(0.1), user="u-1", anonymous="a-1")
+    )
+    scorer = CoalescingScorer(service, events, T0)
+    for event in events:
+        scorer.handle(event)
+    [merged] = ports.leads.items.values()
+    writes, published = ports.leads.writes, len(ports.bus.published)
+    # When Lambda retries the whole batch
+    scorer = CoalescingScorer(service, events, T0 + days(0.2))
+    for event in events:
+        scorer.handle(event)
+    # Then the visitor's messages are recognised on the merged lead: nothing is written or published again
+    assert ports.leads.items == {merged.lead.lead_id: merged}
+    assert (ports.leads.writes, len(ports.bus.published)) == (writes, published)
 
 
 def test_redelivering_an_applied_message_writes_nothing(service, ports) -> None:
@@ -204,6 +262,17 @@ def test_an_email_queued_before_an_opt_out_is_never_sent(service, ports, event) 
     assert ports.mailer.sent == []
 
 
+def test_an_email_for_a_lead_gone_since_it_was_queued_is_skipped_not_failed(service, ports) -> None:
+    # Given an email queued for a lead that is gone before the sender gets to it (merged into another lead)
+    request = _queued_email(service, ports)
+    ports.leads.items.pop(request.lead_id)
+    # When the sender delivers it
+    delivery = deliver(request, ports, fake_content(ports), T0)
+    # Then it is skipped, saying why, rather than failing the queue message into retries and the DLQ
+    assert (delivery.outcome, delivery.reason) == ("skipped", "the lead no longer exists")
+    assert ports.mailer.sent == []
+
+
 def test_a_broken_template_is_skipped_not_sent(service, ports, tmp_path) -> None:
     request = _queued_email(service, ports)
     broken = tmp_path / "content"
@@ -268,6 +337,20 @@ def test_a_send_request_delivered_again_sends_nothing_more(service, ports) -> No
     assert first.outcome == "sent"
     assert again == later == first  # the first delivery, replayed
     assert len(ports.mailer.sent) == 1
+
+
+def test_the_record_that_guards_an_email_is_kept_a_year_under_a_name_that_survives_refactors(service, ports) -> None:
+    # Given an email the sender delivered
+    request = _queued_email(service, ports)
+    records = MemoryRecords()
+    assert Sender(records).send(request, ports, fake_content(ports), T0).outcome == "sent"
+    # Then its idempotency record outlives any redelivery or republished outbox for a year (powertools' default
+    # is an hour), and is keyed `send#<hash>`, not by module and function name: a deploy that moves `deliver`
+    # must still find the records of the emails sent before it
+    [record] = records.records.values()
+    assert record.idempotency_key.startswith("send#")
+    assert record.expiry_timestamp is not None
+    assert record.expiry_timestamp - time.time() >= 365 * 24 * 3600 - 60
 
 
 def test_a_send_in_progress_elsewhere_is_blocked_not_sent(service, ports, monkeypatch) -> None:
