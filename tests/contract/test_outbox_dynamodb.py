@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nurture import constants as c
 from nurture.adapters.content import FolderContent
@@ -24,7 +22,7 @@ from nurture.domain.programme import Stage
 from nurture.pipeline.dispatch import dispatch
 from nurture.pipeline.leads import LeadService
 from nurture.pipeline.ports import Conflict, Ports, effect_id
-from nurture.tools.local.resources import REGION, TABLES
+from tests.contract.conftest import moto_dynamodb
 from tests.fakes import FakeBus, FakeEvents, FakeMailer, FakeQueue
 from tests.support import ROOT, T0, identify, page, starter, track
 
@@ -52,14 +50,8 @@ class _OneRequestAtATime:
 
 
 @pytest.fixture
-def ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ports]:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(TableName=c.LEADS_TABLE, BillingMode="PAY_PER_REQUEST", **TABLES[c.LEADS_TABLE])
+def ports(dummy_aws: None) -> Iterator[Ports]:
+    with moto_dynamodb((c.LEADS_TABLE,)) as client:
         yield Ports(
             events=FakeEvents(),
             leads=LeadTable(_OneRequestAtATime(client), c.LEADS_TABLE),

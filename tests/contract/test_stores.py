@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nurture import constants as c
 from nurture.adapters.dynamodb import EventTable, LeadTable
@@ -23,7 +21,7 @@ from nurture.domain.journey import Effect, Lead, Transition
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import Stage
 from nurture.pipeline.ports import Conflict, EventStore, LeadStore, Pending, SentRecord, StoredEvent, StoredLead
-from nurture.tools.local.resources import REGION, TABLES
+from tests.contract.conftest import moto_dynamodb
 from tests.fakes import FakeEvents, FakeLeads
 from tests.support import T0, identify, known_lead, page, track
 
@@ -36,26 +34,12 @@ class Stores:
     leads: LeadStore
 
 
-@pytest.fixture
-def dummy_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Credentials that cannot reach AWS, and no profile or endpoint from the environment."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
 @pytest.fixture(params=["fakes", "dynamodb"])
 def stores(request: pytest.FixtureRequest, dummy_aws: None) -> Iterator[Stores]:
     if request.param == "fakes":
         yield Stores(FakeEvents(), FakeLeads(due_shards=SHARDS))
         return
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        for name in (c.EVENTS_TABLE, c.LEADS_TABLE):
-            client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **TABLES[name])
+    with moto_dynamodb() as client:
         yield Stores(EventTable(client, c.EVENTS_TABLE), LeadTable(client, c.LEADS_TABLE, due_shards=SHARDS))
 
 
@@ -442,9 +426,7 @@ def test_for_profiles_answers_every_event_of_the_asked_profiles_only(events: Eve
 
 def test_next_due_answers_the_earliest_next_action_of_a_shard(dummy_aws: None) -> None:
     # Given (on DynamoDB only: the local stack's idle-skip is not a port) leads of one shard due at different times
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(TableName=c.LEADS_TABLE, BillingMode="PAY_PER_REQUEST", **TABLES[c.LEADS_TABLE])
+    with moto_dynamodb((c.LEADS_TABLE,)) as client:
         table = LeadTable(client, c.LEADS_TABLE, due_shards=1)
         for number, due_in in enumerate((timedelta(days=3), timedelta(hours=2), timedelta(days=9))):
             created(table, at_version(lead(f"next-{number}"), 1, {f"u#next-{number}"}, due_at=T0 + due_in))

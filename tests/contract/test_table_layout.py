@@ -13,9 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from nurture import constants as c
 from nurture.adapters.dynamodb import EventTable, LeadTable
@@ -24,7 +22,7 @@ from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import Stage
 from nurture.pipeline.ingest import read_messages
 from nurture.pipeline.ports import SentRecord, StoredLead
-from nurture.tools.local.resources import REGION, TABLES
+from tests.contract.conftest import moto_dynamodb
 from tests.support import T0
 
 
@@ -48,16 +46,8 @@ class Recording:
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        for name in (c.EVENTS_TABLE, c.LEADS_TABLE):
-            client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **TABLES[name])
+def client(dummy_aws: None) -> Iterator[Any]:
+    with moto_dynamodb() as client:
         yield client
 
 
