@@ -53,6 +53,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.dispatch
 	$(BIN)/python -m tests.bench.pipeline
 	$(BIN)/python -m tests.bench.batch
+	$(BIN)/python -m tests.bench.flood
 	$(BIN)/python -m tests.bench.imports
 
 # Schemathesis against docs/openapi.json on `nurture local`: tests/e2e/test_fuzz.py (which `make test` runs bounded,

@@ -377,7 +377,7 @@ def test_anonymous_history_joins_the_lead_on_identify() -> None:
     )
     [lead] = engine.leads.values()
     assert lead.stage is Stage.CONSIDERATION
-    assert len(lead.signals) == 2
+    assert lead.tallies.days["pricing_page_visit"] == {T0.date(): 1, (T0 + days(1)).date(): 1}
     assert engine.name_of(lead.lead_id) == "u-9"
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from nurture.domain.journey import Send, Tick, Transition, new_lead, step
 from nurture.domain.programme import Stage
-from nurture.domain.scoring import Signal, intent_score, matching_rules
+from nurture.domain.scoring import intent_score, tally
 from tests.support import T0, Journey, identify, page, starter, track
 
 PATHS = [
@@ -95,11 +95,7 @@ def test_the_final_intent_score_does_not_depend_on_arrival_order(stream, random)
 def test_decay_never_raises_a_score(stream, earlier, later) -> None:
     earlier, later = sorted((earlier, later))
     programme = starter()
-    signals = [
-        Signal(message_id=m.message_id, at=m.timestamp, rules=rules)
-        for m in stream
-        if m.type != "identify" and (rules := matching_rules(m, programme))
-    ]
+    signals = tally((m for m in stream if m.type != "identify"), programme)
     before = intent_score(signals, programme, T0 + timedelta(days=earlier))
     after = intent_score(signals, programme, T0 + timedelta(days=later))
     assert after <= before + 1e-9

@@ -11,17 +11,12 @@ from hypothesis import strategies as st
 
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import load_programme
-from nurture.domain.scoring import Signal, below_since, contributions, fit_score, intent_score, matching_rules
+from nurture.domain.scoring import Tallies, below_since, contributions, fit_score, intent_score, matching_rules, tally
 from tests.support import T0, days, page, starter, starter_yaml, track
 
 
-def _signals(*messages):
-    programme = starter()
-    return [
-        Signal(message_id=m.message_id, at=m.timestamp, rules=rules)
-        for m in messages
-        if (rules := matching_rules(m, programme))
-    ]
+def _signals(*messages) -> Tallies:
+    return tally(messages, starter())
 
 
 @pytest.mark.parametrize(
@@ -49,13 +44,13 @@ def test_only_the_third_product_page_visit_scores_25() -> None:
     assert intent_score(_signals(*visits[:2]), starter(), at) == 0
     assert intent_score(_signals(*visits[:3]), starter(), T0 + days(2)) == 25
     assert [c.rule for c in contributions(_signals(*visits), starter(), T0 + days(2))] == ["third_product_page_visit"]
-    assert contributions(_signals(*visits), starter(), at)[0].message_id == visits[2].message_id
+    assert contributions(_signals(*visits), starter(), at)[0].day == visits[2].timestamp.date()
 
 
 def test_the_third_product_page_is_found_by_time_not_arrival_order() -> None:
     visits = [page(f"/product/p{i}", T0 + days(i)) for i in range(3)]
     arrived = _signals(visits[2], visits[0], visits[1])
-    assert contributions(arrived, starter(), T0)[0].message_id == visits[2].message_id
+    assert contributions(arrived, starter(), T0)[0].day == visits[2].timestamp.date()
 
 
 def test_an_event_loses_half_its_weight_after_one_half_life() -> None:
@@ -77,12 +72,12 @@ def test_a_cap_limits_points_per_window() -> None:
         starter_yaml().replace("      points: 5\n", "      points: 5\n      cap: {points: 10, per_days: 7}\n")
     )
     reads = [page(f"/blog/post-{i}", T0 + days(i * 0.1)) for i in range(5)]
-    signals = [Signal(message_id=m.message_id, at=m.timestamp, rules=matching_rules(m, programme)) for m in reads]
-    assert intent_score(signals, programme, T0 + days(0.5)) == pytest.approx(10, rel=0.01)
-    # a week later the window has room again
-    later = page("/blog/next-week", T0 + days(8))
-    signals.append(Signal(message_id=later.message_id, at=later.timestamp, rules=matching_rules(later, programme)))
-    assert sum(c.points for c in contributions(signals, programme, T0 + days(8))) == 15
+    assert intent_score(tally(reads, programme), programme, T0 + days(0.5)) == 10
+    # the window is 7 whole days (UTC): on the eighth day it has room again
+    later = page("/blog/next-week", T0 + days(7))
+    assert sum(c.points for c in contributions(tally([*reads, later], programme), programme, T0 + days(8))) == 15
+    sooner = page("/blog/same-week", T0 + days(6))
+    assert sum(c.points for c in contributions(tally([*reads, sooner], programme), programme, T0 + days(8))) == 10
 
 
 def test_a_property_filter_must_match_for_the_rule_to_score() -> None:
@@ -160,14 +155,18 @@ def test_a_b2b_lead_from_an_allowed_country_is_not_excluded() -> None:
     st.floats(0, 60),
 )
 def test_below_since_finds_when_the_score_last_fell_below_the_threshold_to_stay(visits, since_day) -> None:
-    # Given any signals and a moment to look from, checked against every signal time and midnight for 400 days
-    signals = _signals(*(page(path, T0 + days(day)) for path, day in visits))
+    # Given any visits and a moment to look from, checked against `since` and every midnight for 400 days (a day's
+    # visits count from the start of their day)
+    messages = [page(path, T0 + days(day)) for path, day in visits]
+    signals = _signals(*messages)
     since = T0 + days(since_day)
     moments = sorted(
-        {since, *(s.at for s in signals if s.at > since)}
-        | {datetime.combine(since.date() + timedelta(days=k), datetime.min.time(), UTC) for k in range(1, 400)}
+        {since} | {datetime.combine(since.date() + timedelta(days=k), datetime.min.time(), UTC) for k in range(1, 400)}
     )
-    below = [intent_score([s for s in signals if s.at <= t], starter(), t) < 40 for t in moments]
+    below = [
+        intent_score(_signals(*(m for m in messages if m.timestamp.date() <= t.date())), starter(), t) < 40
+        for t in moments
+    ]
     assert below[-1]
     last_spell = len(below) - 1
     while last_spell > 0 and below[last_spell - 1]:

@@ -126,7 +126,7 @@ def test_a_message_for_a_lead_merged_away_meanwhile_lands_on_the_surviving_lead(
     # Then the page view joins Ada's lead, and the merged-away lead is not brought back empty
     [stored] = ports.leads.items.values()
     assert stored.lead.lead_id == ada.lead.lead_id
-    assert len(stored.lead.signals) == len(ada.lead.signals) + 1
+    assert stored.lead.tallies.total_days == ada.lead.tallies.total_days + 1
 
 
 def test_a_tick_that_loses_a_race_is_retried_on_fresh_state_and_counted(service, ports, monkeypatch) -> None:

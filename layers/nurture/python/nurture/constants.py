@@ -30,6 +30,9 @@ LEADS_EMAIL_ATTRIBUTE = "email"
 LEADS_DUE_INDEX = "due"  # partition key "due_shard" (string), sort key "due_at" (ISO-8601 UTC)
 LEADS_DUE_SHARD_ATTRIBUTE = "due_shard"
 LEADS_DUE_AT_ATTRIBUTE = "due_at"
+# A lead's state item stays under this many bytes however many events it gets (DynamoDB's limit is 400 KB):
+# docs/reliability.md, "Bounded leads"; tests/unit/test_bounded_leads.py and tests/bench/flood.py measure it.
+LEAD_ITEM_BUDGET_BYTES = 64 * 1024
 DUE_SHARDS = 16
 # An outbox entry belongs to the writer that saved it for this long; after it, whoever next writes the lead (the
 # dispatcher, which finds such a lead due) publishes it. Longer than the scorer's (60 s) and the dispatcher's

@@ -310,6 +310,22 @@ class LeadTable:
         return item
 
 
+def item_bytes(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it (attribute names plus values in UTF-8), for the lead item budget."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(value: Mapping[str, Any]) -> int:
+    [(kind, inner)] = value.items()
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_bytes(v) + 1 for k, v in inner.items())
+    if kind in ("SS", "NS"):
+        return sum(len(str(v).encode()) for v in inner)
+    if kind == "N":
+        return len(str(inner).lstrip("-").lstrip("0") or "0") // 2 + 1
+    return len(str(inner).encode())
+
+
 _LEGACY_SAVED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 
 

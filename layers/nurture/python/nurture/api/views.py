@@ -65,7 +65,12 @@ class LeadView(BaseModel):
     stage: Stage | None
     stage_entered_at: datetime | None
     intent: float
-    intent_explained: list[Contribution] = Field(description="Contributing events, most important first")
+    intent_explained: list[Contribution] = Field(
+        description="What adds to the intent score, one entry per rule and day, most important first"
+    )
+    probable_automation: bool = Field(
+        description="The lead sent more events in one day than a person would (`intent.automation_events_per_day`)"
+    )
     fit: int
     fit_explained: list[tuple[str, int]]
     excluded_because: str | None
@@ -82,7 +87,7 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: 
     """The lead as an admin sees it; `records` (`LeadStore.send_records`) tell each send's delivery."""
     lead = stored.lead
     fit = fit_score(lead.traits, programme)
-    explained = contributions(lead.signals, programme, now)
+    explained = contributions(lead.tallies, programme, now)
     return LeadView(
         lead_id=lead.lead_id,
         email=lead.email,
@@ -90,6 +95,7 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: 
         stage_entered_at=lead.stage_entered_at,
         intent=round(lead.intent(programme, now), 1),
         intent_explained=explained,
+        probable_automation=lead.automation_flagged_at is not None,
         fit=fit.score,
         fit_explained=list(fit.reasons),
         excluded_because=fit.excluded_because,

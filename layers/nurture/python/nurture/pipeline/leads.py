@@ -87,7 +87,7 @@ class LeadService:
         # Every profile of the absorbed lead moves with it (more than one only if a device was shared).
         new_profiles = found.link | (absorbed.profiles if absorbed else frozenset())
         if absorbed is not None:
-            lead = merge(lead, absorbed.lead)
+            lead = merge(lead, absorbed.lead, self.programme)
             count(Metric.LEADS_MERGED)
         lead, effects = self._run(lead, messages, now)
         self._commit(

@@ -97,7 +97,7 @@ class Engine:
         found = resolve(message.profile_ids, links, lambda: lead_id_for(message))
         lead = new_lead(found.lead_id) if found.is_new else self.leads[found.lead_id]
         if found.absorbed is not None:
-            lead = merge(lead, self.leads.pop(found.absorbed))
+            lead = merge(lead, self.leads.pop(found.absorbed), self.programme)
             # Every profile of the absorbed lead moves with it (more than one only if a device was shared).
             self.profiles = {p: lead.lead_id if i == found.absorbed else i for p, i in self.profiles.items()}
         self.leads[lead.lead_id] = lead

@@ -34,7 +34,7 @@ import os
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from nurture.domain.journey import (
 )
 from nurture.domain.messages import IdentifyMessage, Message
 from nurture.domain.programme import Programme, Stage, load_programme
-from nurture.domain.scoring import Signal, matching_rules
+from nurture.domain.scoring import day_of, tally
 from nurture.pipeline.leads import LeadService
 from nurture.pipeline.ports import (
     Conflict,
@@ -203,34 +203,23 @@ class Report:
 
 def applied(lead: Lead, message_id: str) -> bool:
     """The journey's own test of a message it has seen (`journey.step` ignores these)."""
-    return message_id in lead.recent_messages or any(s.message_id == message_id for s in lead.signals)
-
-
-def replayed_signals(events: Iterable[StoredEvent], programme: Programme) -> dict[str, Signal]:
-    """The signals the journey records for these events under `programme`, by message id."""
-    signals: dict[str, Signal] = {}
-    for event in events:
-        message = event.message
-        if isinstance(message, IdentifyMessage) or message.message_id in signals:
-            continue
-        rules = matching_rules(message, programme)
-        if rules:
-            signals[message.message_id] = Signal(message_id=message.message_id, at=message.timestamp, rules=rules)
-    return signals
+    return message_id in lead.recent_messages or any(message_id in ids for ids in lead.remembered.values())
 
 
 def reproject(
     lead: Lead, events: Sequence[StoredEvent], programme: Programme, now: datetime
 ) -> tuple[Lead, list[Effect]]:
-    """The lead with its signals recomputed from `events` under `programme` and placed by the journey's rules at
+    """The lead with its tallies recomputed from `events` under `programme` and placed by the journey's rules at
     `now`: excluded or re-included by fit, moved up by intent. Pure; keeps history, sends and sales status.
 
-    Signals whose event is gone (expired after `EVENTS_RETENTION_DAYS`) are kept as they are."""
-    fresh = replayed_signals(events, programme)
-    kept = [s for s in lead.signals if s.message_id not in fresh]
-    signals = tuple(sorted([*kept, *fresh.values()], key=lambda s: (s.at, s.message_id)))
-    if set(signals) != set(lead.signals):
-        lead = lead.model_copy(update={"signals": signals})
+    Events are kept `EVENTS_RETENTION_DAYS`, longer than any day scores (`intent.forget_after_days`), so every
+    scoring day is recomputed; what the lead already folded into `forgotten` (for `nth`) is kept as it is."""
+    horizon = day_of(now) - timedelta(days=programme.intent.forget_after_days)
+    scoring = [e.message for e in events if not isinstance(e.message, IdentifyMessage)]
+    fresh = tally((m for m in scoring if day_of(m.timestamp) >= horizon), programme)
+    tallies = fresh.model_copy(update={"forgotten": dict(lead.tallies.forgotten)}).compacted(programme, now)
+    if tallies != lead.tallies:
+        lead = lead.model_copy(update={"tallies": tallies})
     if lead.stage is None:
         return lead, []  # still anonymous: placed when its identify arrives
     # The journey's own rules, not a copy of them.

@@ -68,6 +68,8 @@ def effect_record(effect: Effect, engine: Engine) -> dict[str, Any]:
             "fit": effect.fit,
             "missing": list(effect.missing),
         }
+        if effect.probable_automation:
+            record["probable_automation"] = True
     return record
 
 
