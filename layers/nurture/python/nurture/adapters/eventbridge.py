@@ -36,6 +36,7 @@ def effect_detail(effect: Effect) -> tuple[str, dict[str, Any]]:
             "intent": effect.intent,
             "fit": effect.fit,
             "missing": list(effect.missing),
+            "probable_automation": effect.probable_automation,
         }
     raise TypeError(f"{effect.kind} effects go to the send queue, not the bus")
 

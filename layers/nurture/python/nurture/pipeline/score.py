@@ -1,8 +1,9 @@
 """Scoring a batch of new events from the events table's stream.
 
-Events of one profile in a batch are coalesced: one read, one journey run and one conditional write
-of the lead for all of them. Each event's effect lands exactly once because the journey ignores a
-message it has already applied, so a retried batch changes nothing it already changed.
+Events of one profile (or of profiles an identify in the batch links) are coalesced: one read, one
+journey run and one conditional write of the lead for all of them, in time order. Each event's effect
+lands exactly once because the journey ignores a message it has already applied, so a retried batch
+changes nothing it already changed.
 """
 
 from __future__ import annotations
@@ -22,19 +23,36 @@ from nurture.pipeline.ports import StoredEvent
 
 
 class CoalescingScorer:
-    """Processes a batch group by group; `handle` answers per event, as powertools' BatchProcessor asks."""
+    """Processes a batch group by group; `handle` answers per event, as powertools' BatchProcessor asks.
+
+    A group is every event of the batch whose profiles are linked within it: an identify that names a userId
+    and an anonymousId joins both profiles' events, so the lead service applies them together, in time order,
+    whatever order the stream delivered them in."""
 
     def __init__(self, service: LeadService, events: Sequence[StoredEvent], now: datetime) -> None:
         self.service = service
         self.now = now
+        parent: dict[str, str] = {}
+
+        def root(profile: str) -> str:
+            while parent.setdefault(profile, profile) != profile:
+                parent[profile] = parent[parent[profile]]
+                profile = parent[profile]
+            return profile
+
+        for event in events:
+            first, *others = event.message.profile_ids or (event.profile_id,)
+            for other in (event.profile_id, *others):
+                parent[root(other)] = root(first)
+        self.group_of = {event.profile_id: root(event.profile_id) for event in events}
         self.groups: dict[str, list[StoredEvent]] = {}
         for event in events:
-            self.groups.setdefault(event.profile_id, []).append(event)
+            self.groups.setdefault(self.group_of[event.profile_id], []).append(event)
         self.outcomes: dict[str, Exception | None] = {}
 
     def handle(self, event: StoredEvent) -> None:
         """Score the event's whole group on first sight; raise its group's failure for every event in it."""
-        group = event.profile_id
+        group = self.group_of.get(event.profile_id, event.profile_id)
         if group not in self.outcomes:
             try:
                 self.service.receive([e.message for e in self.groups.get(group, [event])], self.now)

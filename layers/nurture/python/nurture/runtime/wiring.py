@@ -87,3 +87,7 @@ def reset() -> None:
     _sender.cache_clear()
     settings.cache_clear()
     aws.reset()
+    # Secrets read through powertools are cached by name for minutes: another stack's write keys must not linger.
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
