@@ -90,4 +90,4 @@ def reset() -> None:
     # Secrets read through powertools are cached by name for minutes: another stack's write keys must not linger.
     from aws_lambda_powertools.utilities import parameters
 
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
