@@ -51,7 +51,7 @@ def test_every_starter_email_renders_without_printing_a_missing_trait(path: Path
     # When it is rendered for the lead
     rendered = render(email, traits, SENDER)
     # Then no trait came out as Python's "None" (the copy itself may say "None of these…")
-    assert rendered.subject.count("None") == email.meta.subject.count("None")
+    assert rendered.subject.count("None") == email.meta.subject_options[0].count("None")
     assert rendered.text.count("None") == email.body.count("None")
     assert rendered.subject
     assert rendered.text
@@ -127,7 +127,7 @@ _SALES_ASK = re.compile(r"\b(demos?|book a call)\b", re.IGNORECASE)
 
 def _all_text(email: Email) -> str:
     meta = email.meta
-    return "\n".join([meta.subject, *meta.subject_variants, meta.preheader, meta.cta_label, meta.cta_url, email.body])
+    return "\n".join([*meta.subject_options, meta.preheader, meta.cta_label, meta.cta_url, email.body])
 
 
 @pytest.mark.parametrize("path", [p for p in EMAILS if p.name.startswith("awareness-")], ids=lambda p: p.stem)
@@ -197,7 +197,7 @@ def test_an_edited_email_is_read_again_when_its_etag_changes() -> None:
     content = CachedContent(source, recheck_seconds=0)
     content.email("note")
     source.edit(NOTE, _email_file("Second"))
-    assert content.email("note").meta.subject == "Second"
+    assert content.email("note").meta.subject_options == ("Second",)
     assert source.full_reads == 2
 
 
@@ -214,7 +214,7 @@ def test_within_the_recheck_interval_the_source_is_not_asked_at_all() -> None:
     content = CachedContent(source, recheck_seconds=3600)
     content.email("note")
     source.edit(NOTE, _email_file("Second"))
-    assert content.email("note").meta.subject == "First"
+    assert content.email("note").meta.subject_options == ("First",)
     assert source.checks == 1
 
 

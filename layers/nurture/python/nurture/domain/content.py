@@ -10,10 +10,10 @@ import html
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import Stage
@@ -28,17 +28,54 @@ class ContentError(ValueError):
     """An email that must not reach a prospect: bad front matter or a template that does not render."""
 
 
+CtaKind = Literal[
+    "none",
+    "read",
+    "reply",
+    "download",
+    "case_study",
+    "comparison",
+    "roi_calculator",
+    "profile",
+    "book_demo",
+    "next_step",
+]
+"""What an email asks the reader to do. `book_demo` (a demo or a call with sales) belongs in Decision only."""
+
+ProfilingField = Literal["company_size", "seniority", "budget_authority", "timeline", "problem"]
+
+
 class EmailFrontMatter(BaseModel):
+    """The block between the two `---` lines at the top of an email file (docs/content.md)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
     sequence: Stage
-    subject: str = Field(min_length=1, max_length=200)
-    subject_variants: list[str] = Field(default_factory=list)
-    preheader: str = ""
-    cta: Literal["none", "read", "reply", "download", "book_demo", "roi_calculator", "profile"] = "none"
-    cta_label: str = ""
-    cta_url: str = ""
+    subject: str | None = Field(default=None, min_length=1, max_length=200)
+    subjects: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=5, description="A/B: each lead gets one of these, the same every time"
+    )
+    preheader: str = Field(default="", max_length=300)
+    cta: CtaKind = "none"
+    cta_label: str = Field(default="", max_length=100)
+    cta_url: str = Field(default="", max_length=500)
+    profiling: list[ProfilingField] = Field(
+        default_factory=list, description="What this email asks for when the lead has not told us yet"
+    )
+    topics: list[str] = Field(default_factory=list, description="Programme topics this email serves")
+    personas: list[str] = Field(default_factory=list, description="Programme personas this email is written for")
+
+    @model_validator(mode="after")
+    def _one_way_to_give_the_subject(self) -> EmailFrontMatter:
+        if (self.subject is None) == (not self.subjects):
+            raise ValueError("give either `subject` (one line) or `subjects` (a list, for an A/B test), not both")
+        return self
+
+    @property
+    def subject_options(self) -> tuple[str, ...]:
+        """The subject lines a lead may get: one, or the A/B variants in order (variant 0 is the first)."""
+        return tuple(self.subjects) if self.subjects else (self.subject or "",)
 
 
 @dataclass(frozen=True)
@@ -85,7 +122,7 @@ def render(email: Email, traits: LeadTraits, sender: dict[str, str]) -> Rendered
     environment = _environment()
     try:
         text = environment.from_string(email.body).render(lead=lead, sender=sender).strip()
-        subject = environment.from_string(email.meta.subject).render(lead=lead, sender=sender).strip()
+        subject = environment.from_string(email.meta.subject_options[0]).render(lead=lead, sender=sender).strip()
     except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
         # Not only Jinja's errors: `{{ 1 / 0 }}` or a sandbox-capped `range` raise plain Python ones.
         raise ContentError(f"email {email.meta.id} does not render: {error}") from error

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -212,6 +212,52 @@ class SalesHandoff(_Strict):
     events: list[str] = Field(default_factory=lambda: ["Demo Booked"])
 
 
+# --- Content: who sends, what to ask, topics and personas ----------------------------------------
+HttpsUrl = Annotated[str, Field(pattern=r"^https://[^\s/$.?#][^\s]*$", max_length=500)]
+
+
+class SenderDetails(_Strict):
+    """Who the emails come from, as the footer of every email shows it."""
+
+    name: str = Field(default="The Northstar team", min_length=1, max_length=100)
+    company: str = Field(default="Northstar", min_length=1, max_length=100)
+    postal_address: str = Field(
+        default="", max_length=300, description="Printed in every footer: the law (CAN-SPAM) asks for it"
+    )
+
+
+class Profiling(_Strict):
+    """Progressive profiling: where a lead tells us what sales needs that we do not know yet."""
+
+    form_url: HttpsUrl | None = Field(
+        default=None, description="Gated-content form (company size, role, timeline): Awareness and Consideration"
+    )
+    budget_question_url: HttpsUrl | None = Field(default=None, description="The budget question: Decision")
+
+
+class Topic(_Strict):
+    """An interest, from what a lead reads and does."""
+
+    label: str = Field(min_length=1, max_length=60)
+    paths: list[str] = Field(default_factory=list, description="Page path globs, as in intent rules")
+    events: list[str] = Field(default_factory=list, description="Track event names")
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Persona(_Strict):
+    """Who a lead is, from its traits. A lead matches a persona when every listed trait matches."""
+
+    label: str = Field(min_length=1, max_length=60)
+    seniority: list[Seniority] = Field(default_factory=list)
+    industry: list[str] = Field(default_factory=list)
+    min_company_size: int | None = Field(default=None, ge=0)
+    max_company_size: int | None = Field(default=None, ge=0)
+
+
 class Programme(_Strict):
     name: str
     intent: Intent
@@ -220,6 +266,10 @@ class Programme(_Strict):
     sequences: Sequences
     schedule: Schedule
     sales_handoff: SalesHandoff = Field(default_factory=SalesHandoff)
+    sender: SenderDetails = Field(default_factory=SenderDetails)
+    profiling: Profiling = Field(default_factory=Profiling)
+    topics: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Topic] = Field(default_factory=dict)
+    personas: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Persona] = Field(default_factory=dict)
     revision: str = Field(default="", description="Set by the loader: a hash of the file")
 
     def sequence(self, stage: Stage) -> Sequence:
