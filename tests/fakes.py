@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -154,8 +154,10 @@ class FakeQueue:
 class FakeMailer:
     sent: list[dict[str, object]] = field(default_factory=list)
 
-    def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
-        self.sent.append({"to": to, "subject": subject, "text": text, "html": html, "tags": tags})
+    def send(
+        self, to: str, subject: str, text: str, html: str, tags: dict[str, str], headers: Mapping[str, str]
+    ) -> str:
+        self.sent.append({"to": to, "subject": subject, "text": text, "html": html, "tags": tags, "headers": headers})
         return "msg-" + hashlib.sha256(f"{to}{subject}{len(self.sent)}".encode()).hexdigest()[:12]
 
 

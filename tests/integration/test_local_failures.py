@@ -65,11 +65,11 @@ def refused(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     attempts: list[str] = []
     send = SesMailer.send
 
-    def refusing(self: SesMailer, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
+    def refusing(self: SesMailer, to: str, subject: str, text: str, html: str, tags: Any, headers: Any) -> str:
         if to == REFUSED:
             attempts.append(to)
             raise NotSent("MessageRejected: Email address is not verified")
-        return send(self, to, subject, text, html, tags)
+        return send(self, to, subject, text, html, tags, headers)
 
     monkeypatch.setattr(SesMailer, "send", refusing)
     return attempts

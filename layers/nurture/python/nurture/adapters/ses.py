@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
@@ -19,7 +20,9 @@ class SesMailer:
         self.from_address = from_address
         self.configuration_set = configuration_set
 
-    def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
+    def send(
+        self, to: str, subject: str, text: str, html: str, tags: dict[str, str], headers: Mapping[str, str]
+    ) -> str:
         try:
             answer = self._send_email(to, subject, text, html, tags)
         except _SURELY_NOT_SENT as error:

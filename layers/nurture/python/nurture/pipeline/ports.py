@@ -7,8 +7,9 @@ the unit tests use in-memory fakes; the local stack uses the real adapters again
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import secrets
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from nurture.constants import DUE_SHARDS, OUTBOX_LEASE_SECONDS
 from nurture.domain.journey import Effect, Lead, Send
 from nurture.domain.messages import Message
 from nurture.domain.programme import Stage
+from nurture.domain.tokens import Signer
 
 effects_adapter: TypeAdapter[list[Effect]] = TypeAdapter(list[Effect])
 effect_adapter: TypeAdapter[Effect] = TypeAdapter(Effect)
@@ -173,8 +175,11 @@ class SendQueue(Protocol):
 
 
 class Mailer(Protocol):
-    def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
-        """Send one email; returns the provider's message id. Raises NotSent when it surely did not go out."""
+    def send(
+        self, to: str, subject: str, text: str, html: str, tags: dict[str, str], headers: Mapping[str, str]
+    ) -> str:
+        """Send one email with these extra headers (List-Unsubscribe, ...); returns the provider's message id.
+        Raises NotSent when it surely did not go out."""
 
 
 class ContentSource(Protocol):
@@ -193,3 +198,8 @@ class Ports:
     mailer: Mailer
     content: ContentSource
     due_shards: int = DUE_SHARDS
+    # Signs the unsubscribe and click-through links of emails; deployed: the key in Secrets Manager (wiring).
+    # The default, a random key of this process, makes links no other process can verify: fine for tests.
+    signer: Signer = field(default_factory=lambda: Signer(secrets.token_bytes(32)))
+    # Where the API answers (the unsubscribe route); deployed: the HTTP API's URL, locally `nurture local`'s.
+    public_url: str = "http://127.0.0.1:8080"

@@ -58,6 +58,7 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
             text=rendered.text,
             html=rendered.html,
             tags={"sequence": request.sequence.value, "content_id": request.content_id},
+            headers={},
         )
     except NotSent:
         raise  # nothing went out: the send is released and the queue retries it

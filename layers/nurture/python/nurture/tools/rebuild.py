@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -548,7 +548,9 @@ class _RecordingQueue:
 
 
 class _NoMailer:
-    def send(self, to: str, subject: str, text: str, html: str, tags: dict[str, str]) -> str:
+    def send(
+        self, to: str, subject: str, text: str, html: str, tags: dict[str, str], headers: Mapping[str, str]
+    ) -> str:
         raise NotImplementedError("a rebuild sends no email")
 
 
