@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.constructs.alerts import Alerts
 from infra.constructs.bus import Bus
 from infra.constructs.content import Content
+from infra.constructs.content_check import ContentCheck
 from infra.constructs.dispatch import Dispatch
 from infra.constructs.ingest import Ingest
 from infra.constructs.monitoring import Monitoring
@@ -61,24 +62,38 @@ class NurtureStack(cdk.Stack):
             event_bus=self.bus.event_bus,
             send_queue=self.dispatch.queue,
         )
+        # The API verifies unsubscribe links (the sender, which signs them, is granted in Dispatch).
+        self.dispatch.unsubscribe_signing_key.grant_read(self.ingest.function)
+        self.content_check = ContentCheck(self, "ContentCheck", layer=self.layer, content=self.content)
         self.functions: dict[str, NurtureFunction] = {
             "ingest": self.ingest.handler,
             "scorer": self.scoring.handler,
             "dispatcher": self.dispatch.dispatcher,
             "sender": self.dispatch.sender,
+            "content_check": self.content_check.handler,
         }
         self._share_settings(from_address, allowed_origins)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            dead_letter_queues={"Send": self.dispatch.dlq, "Scorer": self.scoring.dlq},
-            functions={name.capitalize(): fn.function for name, fn in self.functions.items()},
+            dead_letter_queues={
+                "Send": self.dispatch.dlq,
+                "Scorer": self.scoring.dlq,
+                "ContentCheck": self.content_check.dlq,
+            },
+            functions={name.title().replace("_", ""): fn.function for name, fn in self.functions.items()},
             stream_consumer=self.scoring.function,
         )
         cdk.CfnOutput(self, "ApiUrl", value=self.ingest.stage.url, description="Base URL of the v1 API")
         cdk.CfnOutput(self, "ContentBucketName", value=self.content.bucket.bucket_name)
         cdk.CfnOutput(self, "WriteKeysSecretArn", value=self.ingest.write_keys.secret_arn)
         cdk.CfnOutput(self, "AlertsTopicArn", value=self.alerts.topic.topic_arn)
+        cdk.CfnOutput(
+            self,
+            "OperationsTopicArn",
+            value=self.content_check.topic.topic_arn,
+            description="Subscribe marketers and operators: why an uploaded programme or email was not published",
+        )
 
     def _share_settings(self, from_address: str, allowed_origins: list[str]) -> None:
         """Every function reads the one settings model (`nurture.runtime.settings`), so each gets every name.
@@ -94,6 +109,9 @@ class NurtureStack(cdk.Stack):
             c.ENV_FROM_ADDRESS: from_address,
             c.ENV_WRITE_KEYS_SECRET: self.ingest.write_keys.secret_arn,
             c.ENV_ALLOWED_ORIGINS: ",".join(allowed_origins),
+            c.ENV_SIGNING_KEY_SECRET: self.dispatch.unsubscribe_signing_key.secret_arn,
+            # Links in emails point at the API's own endpoint (`https://{api id}.execute-api.{region}.{suffix}`).
+            c.ENV_PUBLIC_URL: self.ingest.api.api_endpoint,
             c.ENV_DUE_SHARDS: str(c.DUE_SHARDS),
         }
         for handler in self.functions.values():

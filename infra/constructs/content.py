@@ -14,6 +14,7 @@ from constructs import Construct
 from infra import paths
 from infra.constructs.runtime import LOG_RETENTION
 from infra.nag import acknowledge, arn_placeholder
+from nurture import constants as c
 
 ACCESS_LOG_RETENTION = cdk.Duration.days(90)
 NONCURRENT_VERSION_RETENTION = cdk.Duration.days(365)
@@ -52,8 +53,10 @@ class Content(Construct):
         self._seed_from_repo()
 
     def _seed_from_repo(self) -> None:
-        """Upload `content/` on deploy. No pruning: objects marketers add in S3 survive a deploy; the keys
-        the repo ships are overwritten, and the bucket's versions keep what they replaced."""
+        """Upload `content/` on deploy, live and as marketers' working copy under `incoming/` (so the content check
+        finds the copy equal to the live file and changes nothing; the repo's content is linted by the tests before
+        it is deployed). No pruning: objects marketers add in S3 survive a deploy; the keys the repo ships are
+        overwritten, and the bucket's versions keep what they replaced."""
         role = iam.Role(
             self,
             "SeedRole",
@@ -62,15 +65,17 @@ class Content(Construct):
         )
         log_group = logs.LogGroup(self, "SeedLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
         log_group.grant_write(role)
-        s3_deployment.BucketDeployment(
-            self,
-            "Seed",
-            destination_bucket=self.bucket,
-            sources=[s3_deployment.Source.asset(str(paths.CONTENT_DIR))],
-            prune=False,
-            role=role,
-            log_group=log_group,
-        )
+        for construct_id, prefix in (("Seed", None), ("SeedIncoming", c.CONTENT_INCOMING_PREFIX)):
+            s3_deployment.BucketDeployment(
+                self,
+                construct_id,
+                destination_bucket=self.bucket,
+                destination_key_prefix=prefix,
+                sources=[s3_deployment.Source.asset(str(paths.CONTENT_DIR))],
+                prune=False,
+                role=role,
+                log_group=log_group,
+            )
         self._acknowledge_seeding(role)
 
     def _acknowledge_seeding(self, role: iam.Role) -> None:

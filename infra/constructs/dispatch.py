@@ -138,7 +138,10 @@ class Dispatch(Construct):
         # at-most-once record in the idempotency table.
         self.sender.grant(["dynamodb:GetItem", "dynamodb:PutItem"], [storage.leads_table.table_arn])
         storage.idempotency_table.grant(fn, *IDEMPOTENCY_ACTIONS)
-        self.sender.grant(["ses:SendEmail"], self._ses_resources(from_address))
+        # SES v2 SendEmail with raw MIME content (the List-Unsubscribe headers) is authorised as ses:SendRawEmail.
+        self.sender.grant(["ses:SendEmail", "ses:SendRawEmail"], self._ses_resources(from_address))
+        # It signs each email's unsubscribe link.
+        self.unsubscribe_signing_key.grant_read(fn)
         emails = f"{c.CONTENT_EMAILS_PREFIX}*"
         content.grant_read(fn, emails)
         content.grant_list(fn, c.CONTENT_EMAILS_PREFIX)

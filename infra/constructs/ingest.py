@@ -23,6 +23,8 @@ from nurture import constants as c
 
 TRACKING_PATHS = ("/v1/track", "/v1/page", "/v1/identify", "/v1/batch")
 ADMIN_PATHS = ("/v1/leads", "/v1/leads/{lead_id}")
+# One-click unsubscribe (RFC 8058): GET shows a confirmation page, POST opts out; the signed token is the credential.
+UNSUBSCRIBE_METHODS = (apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST)
 # Stage-wide throttling: generous for a B2B site's tracking snippet, a ceiling against floods.
 THROTTLE_RATE_PER_SECOND = 200
 THROTTLE_BURST = 400
@@ -167,6 +169,15 @@ class Ingest(Construct):
                     "Public tracking route called from browsers: the ingest Lambda authenticates the Segment "
                     "write key (basic auth, X-Write-Key or writeKey) against Secrets Manager.",
                 )
+        for route in self.api.add_routes(
+            path=c.UNSUBSCRIBE_PATH, methods=list(UNSUBSCRIBE_METHODS), integration=integration
+        ):
+            acknowledge(
+                route,
+                "APIG4",
+                "Public one-click unsubscribe route (RFC 8058) opened from email clients: the ingest Lambda verifies "
+                "the signed, expiring token in the link, which is its only credential.",
+            )
         iam_authorizer = authorizers.HttpIamAuthorizer()
         for path in ADMIN_PATHS:
             self.api.add_routes(

@@ -439,7 +439,9 @@ def test_next_due_answers_the_earliest_next_action_of_a_shard(dummy_aws: None) -
 # --- send records --------------------------------------------------------------------------------------------
 
 
-def sent(lead_id: str, sequence: Stage, content_id: str, provider_id: str = "", at: datetime = T0) -> SentRecord:
+def sent(
+    lead_id: str, sequence: Stage, content_id: str, provider_id: str = "", at: datetime = T0, variant: int = 0
+) -> SentRecord:
     return SentRecord(
         lead_id=lead_id,
         sequence=sequence,
@@ -447,6 +449,7 @@ def sent(lead_id: str, sequence: Stage, content_id: str, provider_id: str = "", 
         subject=f"About {content_id}",
         sent_at=at,
         provider_id=provider_id,
+        variant=variant,
     )
 
 
@@ -456,7 +459,7 @@ def test_send_records_answers_one_leads_records_only(leads: LeadStore) -> None:
     created(leads, at_version(lead("l-bo", "bo@northwind.example"), 1, {"u#bo"}))
     later = T0 + timedelta(days=7, microseconds=250)
     adas = [
-        sent("l-ada", Stage.AWARENESS, "awareness-01", "ses-1"),
+        sent("l-ada", Stage.AWARENESS, "awareness-01", "ses-1", variant=1),  # the second subject of an A/B test
         sent("l-ada", Stage.AWARENESS, "awareness-02", "", later),  # unconfirmed: SES's answer was lost
         sent("l-ada", Stage.CONSIDERATION, "consideration-01", "ses-3", later.astimezone(timezone(timedelta(hours=1)))),
     ]

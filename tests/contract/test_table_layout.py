@@ -86,13 +86,14 @@ def test_a_send_record_holds_the_subject_the_lead_received(client: Any) -> None:
     )
     # When it is recorded
     LeadTable(client, c.LEADS_TABLE).record_send(record)
-    # Then the send record has the documented attributes: subject, sent_at and the SES message id
+    # Then the send record has the documented attributes: subject, sent_at, the SES message id and the A/B variant
     key = {c.LEADS_PK: {"S": "LEAD#ada"}, c.LEADS_SK: {"S": "SEND#awareness#awareness-1"}}
     item = client.get_item(TableName=c.LEADS_TABLE, Key=key)["Item"]
-    assert {name: value["S"] for name, value in item.items() if name not in key} == {
+    assert {name: next(iter(value.values())) for name, value in item.items() if name not in key} == {
         "subject": "Welcome to Northstar",
         "sent_at": "2026-01-05T10:00:00.000000Z",
         "provider_id": "ses-1",
+        "variant": "0",
     }
 
 

@@ -1,7 +1,7 @@
 """The fault suite: one programme of five buyers over four weeks, run cleanly and then under faults, through the
 real handlers on the local stack (moto's server as AWS). What the buyers and sales would notice must not change:
 
-- the emails SES received (who got which subject, how many times);
+- the emails SES received (who got which email, how many times);
 - the stage changes and sales alerts published on the bus (each once);
 - each lead as the admin API shows it: stage, intent, the emails decided for it.
 
@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from nurture import constants as c
 from nurture.adapters.dynamodb import lead_key
+from nurture.domain.content import parse_email
 from nurture.domain.messages import Message
 from nurture.pipeline.leads import LeadService
 from nurture.runtime import clients as aws
@@ -111,10 +112,18 @@ def _body(message: Message) -> dict[str, Any]:
 class Seen:
     """What one run left where buyers, sales and admins look, with the run's ids and times taken out."""
 
-    emails: tuple[tuple[str, str, int], ...]  # (person, subject, copies SES received)
+    emails: tuple[tuple[str, str, int], ...]  # (person, email id, copies SES received)
     alerts: tuple[tuple[str, str, str, float, int], ...]  # (person, reason, stage, intent, times published)
     stage_changes: tuple[tuple[str, str | None, str, str, float, int], ...]  # (..., hours after start, times)
     leads: tuple[tuple[str, str | None, float, tuple[str, ...]], ...]  # (person, stage, intent, emails decided)
+
+
+def _email_id(subject: str) -> str:
+    """Which starter email a subject belongs to: an A/B subject depends on the lead's id, which is random per run."""
+    for path in (ROOT / "content" / "emails").glob("*.md"):
+        if subject in parse_email(path.read_text(encoding="utf-8"), path.name).meta.subject_options:
+            return path.stem
+    return subject
 
 
 def observe(stack: LocalStack, run: str, start: datetime) -> Seen:
@@ -122,7 +131,7 @@ def observe(stack: LocalStack, run: str, start: datetime) -> Seen:
     views = {person: _lead_view(stack, f"{prefix}{person}@northwind.example") for person in PEOPLE}
     person_of = {view["lead_id"]: person for person, view in views.items()}
     emails = Counter(
-        (email.to[0].removeprefix(prefix).split("@")[0], email.subject)
+        (email.to[0].removeprefix(prefix).split("@")[0], _email_id(email.subject))
         for email in stack.emails()
         if email.to and email.to[0].startswith(prefix)
     )

@@ -14,6 +14,7 @@ from tests.infra.support import logical_id
 
 TRACKING_ROUTES = ("POST /v1/track", "POST /v1/page", "POST /v1/identify", "POST /v1/batch")
 ADMIN_ROUTES = ("GET /v1/leads", "GET /v1/leads/{lead_id}")
+UNSUBSCRIBE_ROUTES = ("GET /v1/unsubscribe", "POST /v1/unsubscribe")
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,15 @@ def test_admin_routes_need_signed_iam_requests(routes: dict[str, dict[str, Any]]
     assert routes[route_key]["AuthorizationType"] == "AWS_IAM"
 
 
+@pytest.mark.parametrize("route_key", UNSUBSCRIBE_ROUTES)
+def test_unsubscribe_routes_are_open_to_mail_clients_and_checked_by_the_signed_token(
+    routes: dict[str, dict[str, Any]], route_key: str
+) -> None:
+    assert routes[route_key]["AuthorizationType"] == "NONE"
+
+
 def test_api_serves_exactly_the_v1_routes(routes: dict[str, dict[str, Any]]) -> None:
-    assert set(routes) == set(TRACKING_ROUTES) | set(ADMIN_ROUTES)
+    assert set(routes) == set(TRACKING_ROUTES) | set(ADMIN_ROUTES) | set(UNSUBSCRIBE_ROUTES)
 
 
 def test_every_route_reaches_the_ingest_lambda(

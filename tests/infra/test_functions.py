@@ -15,7 +15,7 @@ from nurture.runtime.settings import REQUIRED
 from tests.infra.conftest import ALLOWED_ORIGINS, FROM_ADDRESS
 from tests.infra.support import logical_id, render
 
-FUNCTIONS = ("ingest", "scorer", "dispatcher", "sender")
+FUNCTIONS = ("ingest", "scorer", "dispatcher", "sender", "content_check")
 
 
 def _function(resources: dict[str, Any], stack: NurtureStack, name: str) -> Any:
@@ -65,6 +65,8 @@ def test_every_function_reads_the_shared_settings_from_the_environment(
     assert variables[c.ENV_FROM_ADDRESS] == FROM_ADDRESS
     assert variables[c.ENV_ALLOWED_ORIGINS] == ",".join(ALLOWED_ORIGINS)
     assert variables[c.ENV_DUE_SHARDS] == str(c.DUE_SHARDS)
+    # links in emails point at the HTTP API itself
+    assert logical_id(stack.ingest.api) in render(variables[c.ENV_PUBLIC_URL])
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -81,6 +83,7 @@ def test_secrets_reach_functions_by_arn_only(resources: dict[str, Any], stack: N
     variables = _function(resources, stack, name)["Environment"]["Variables"]
 
     assert variables[c.ENV_WRITE_KEYS_SECRET] == {"Ref": logical_id(stack.ingest.write_keys)}
+    assert variables[c.ENV_SIGNING_KEY_SECRET] == {"Ref": logical_id(stack.dispatch.unsubscribe_signing_key)}
     assert not any("resolve:secretsmanager" in render(value) for value in variables.values())
 
 

@@ -11,7 +11,7 @@ from nurture import constants as c
 from tests.infra.conftest import FROM_ADDRESS
 from tests.infra.support import Statement, actions_on, allowed, logical_id, statements_of_role
 
-FUNCTIONS = ("ingest", "scorer", "dispatcher", "sender")
+FUNCTIONS = ("ingest", "scorer", "dispatcher", "sender", "content_check")
 # The only actions allowed on "*": none of them supports resource-level permissions.
 NO_RESOURCE_LEVEL_PERMISSIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dynamodb:ListStreams"}
 SES_ARN = "arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>"
@@ -43,9 +43,11 @@ def test_ingest_can_only_put_events_and_read_leads(template_json: dict[str, Any]
         "dynamodb:Query": {_index(stack, c.LEADS_BY_EMAIL_INDEX), _arn(stack.storage.leads_table)},
     }
     assert actions_on(statements, "s3:") == {"s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY)}}
+    # the write keys, and the key that verifies unsubscribe links
+    secrets = {f"<{logical_id(stack.ingest.write_keys)}>", f"<{logical_id(stack.dispatch.unsubscribe_signing_key)}>"}
     assert actions_on(statements, "secretsmanager:") == {
-        "secretsmanager:GetSecretValue": {f"<{logical_id(stack.ingest.write_keys)}>"},
-        "secretsmanager:DescribeSecret": {f"<{logical_id(stack.ingest.write_keys)}>"},
+        "secretsmanager:GetSecretValue": secrets,
+        "secretsmanager:DescribeSecret": secrets,
     }
 
 
@@ -105,13 +107,28 @@ def test_sender_sends_only_through_the_configuration_set_and_identity(
 ) -> None:
     grants = actions_on(_statements(template_json, stack, "sender"), "ses:")
 
-    assert grants == {
-        "ses:SendEmail": {
-            f"{SES_ARN}:configuration-set/{c.SES_CONFIGURATION_SET}",
-            f"{SES_ARN}:identity/{FROM_ADDRESS}",
-            f"{SES_ARN}:identity/{FROM_ADDRESS.rpartition('@')[2]}",
-        }
+    through = {
+        f"{SES_ARN}:configuration-set/{c.SES_CONFIGURATION_SET}",
+        f"{SES_ARN}:identity/{FROM_ADDRESS}",
+        f"{SES_ARN}:identity/{FROM_ADDRESS.rpartition('@')[2]}",
     }
+    # SES v2 SendEmail with raw MIME content (List-Unsubscribe headers) is authorised as ses:SendRawEmail
+    assert grants == {"ses:SendEmail": through, "ses:SendRawEmail": through}
+
+
+def test_only_the_sender_and_the_api_read_the_links_signing_key(
+    template_json: dict[str, Any], stack: NurtureStack
+) -> None:
+    key = f"<{logical_id(stack.dispatch.unsubscribe_signing_key)}>"
+    readers = {
+        name
+        for name in FUNCTIONS
+        if key
+        in actions_on(_statements(template_json, stack, name), "secretsmanager:").get(
+            "secretsmanager:GetSecretValue", set()
+        )
+    }
+    assert readers == {"sender", "ingest"}
 
 
 def test_sender_consumes_the_queue_and_records_sends_once(template_json: dict[str, Any], stack: NurtureStack) -> None:
@@ -141,10 +158,16 @@ def test_sender_reads_only_emails(template_json: dict[str, Any], stack: NurtureS
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_only_ingest_reads_a_secret(template_json: dict[str, Any], stack: NurtureStack, name: str) -> None:
+def test_only_ingest_and_the_sender_read_a_secret(
+    template_json: dict[str, Any], stack: NurtureStack, name: str
+) -> None:
     secrets = allowed(_statements(template_json, stack, name)).get("secretsmanager:GetSecretValue", set())
+    write_keys, signing_key = (
+        f"<{logical_id(s)}>" for s in (stack.ingest.write_keys, stack.dispatch.unsubscribe_signing_key)
+    )
+    expected = {"ingest": {write_keys, signing_key}, "sender": {signing_key}}
 
-    assert secrets == ({f"<{logical_id(stack.ingest.write_keys)}>"} if name == "ingest" else set())
+    assert secrets == expected.get(name, set())
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -175,3 +198,23 @@ def test_functions_have_their_own_role_without_managed_policies(
     assert allowed(_statements(template_json, stack, name))["logs:PutLogEvents"] == {
         _arn(stack.functions[name].log_group)
     }
+
+
+def test_content_check_reads_uploads_and_the_live_folder_and_writes_only_live_content(
+    template_json: dict[str, Any], stack: NurtureStack
+) -> None:
+    statements = _statements(template_json, stack, "content_check")
+    emails, incoming = f"{c.CONTENT_EMAILS_PREFIX}*", f"{c.CONTENT_INCOMING_PREFIX}*"
+    live = {_object(stack, c.CONTENT_PROGRAMME_KEY), _object(stack, emails)}
+
+    assert actions_on(statements, "s3:") == {
+        "s3:GetObject": {_object(stack, incoming)} | live,
+        "s3:ListBucket": {_arn(stack.content.bucket)},
+        "s3:PutObject": live,  # never under incoming/: what marketers upload is theirs
+        "s3:DeleteObject": live,
+    }
+    prefixes = sorted(s.condition["StringLike"]["s3:prefix"][0] for s in statements if "s3:ListBucket" in s.actions)
+    assert prefixes == sorted([c.CONTENT_EMAILS_PREFIX, c.CONTENT_INCOMING_PREFIX])
+    assert allowed(statements)["sns:Publish"] == {f"<{logical_id(stack.content_check.topic)}>"}
+    assert allowed(statements)["sqs:SendMessage"] == {_arn(stack.content_check.dlq)}
+    assert "dynamodb:GetItem" not in allowed(statements)

@@ -55,7 +55,16 @@ def test_layer_ships_the_nurture_package_as_it_is_in_the_repo_without_the_tools(
 def test_layer_ships_powertools_with_tracing_and_leaves_the_aws_sdk_to_the_runtime(layer_site: Path) -> None:
     for provided_by_lambda in ("boto3", "botocore", "s3transfer", "urllib3", "dateutil"):
         assert not (layer_site / provided_by_lambda).exists(), provided_by_lambda
-    for needed in ("aws_lambda_powertools", "aws_xray_sdk", "pydantic", "jinja2", "yaml", "wcmatch"):
+    for needed in (
+        "aws_lambda_powertools",
+        "aws_xray_sdk",
+        "pydantic",
+        "jinja2",
+        "markdown_it",
+        "css_inline",
+        "yaml",
+        "wcmatch",
+    ):
         assert (layer_site / needed).is_dir(), needed
 
 

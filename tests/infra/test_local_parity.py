@@ -71,3 +71,19 @@ def test_the_send_queue_redrives_and_batches_with_the_numbers_the_local_stack_us
     [sends] = [m for m in _mappings(synth) if _named_queue(synth, m["EventSourceArn"]) == c.SEND_QUEUE]
     assert sends["BatchSize"] == c.SEND_BATCH_SIZE
     assert sends["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_local_stack_invokes_the_content_check_for_the_deployed_rule_s_events(synth: Synthesized) -> None:
+    from nurture.tools.local.resources import CONTENT_BUCKET, content_event_pattern
+
+    [rule] = [
+        r["Properties"]
+        for r in synth.resources.values()
+        if r["Type"] == "AWS::Events::Rule" and r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]
+    ]
+    deployed = rule["EventPattern"]
+    local = content_event_pattern(CONTENT_BUCKET)
+    assert {**deployed, "detail": {**deployed["detail"], "bucket": None}} == {
+        **local,
+        "detail": {**local["detail"], "bucket": None},
+    }

@@ -20,6 +20,8 @@ DEPLOYED = {
     c.ENV_FROM_ADDRESS: "nurture@example.com",
     c.ENV_WRITE_KEYS_SECRET: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nurture/write-keys",
     c.ENV_ALLOWED_ORIGINS: "",
+    c.ENV_SIGNING_KEY_SECRET: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nurture/signing-key",
+    c.ENV_PUBLIC_URL: "https://api.nurture.example",
 }
 """What the CDK stack gives every function (infra/stack.py), with made-up names."""
 

@@ -419,7 +419,7 @@ def test_an_admin_sees_whether_each_email_was_sent_unconfirmed_or_not_sent(admin
         dataclasses.replace(stored, lead=stored.lead.model_copy(update={"sent": (first, second, third)})),
         stored.version,
     )
-    for email, provider_id in ((first, "ses-0001"), (second, "")):
+    for email, provider_id, variant in ((first, "ses-0001", 1), (second, "", 0)):
         ports.leads.record_send(
             SentRecord(
                 lead_id=lead_id,
@@ -428,6 +428,7 @@ def test_an_admin_sees_whether_each_email_was_sent_unconfirmed_or_not_sent(admin
                 subject="a subject",
                 sent_at=email.at + timedelta(minutes=1),
                 provider_id=provider_id,
+                variant=variant,
             )
         )
     # and another lead's record of the third email, which says nothing about Ada's
@@ -455,6 +456,7 @@ def test_an_admin_sees_whether_each_email_was_sent_unconfirmed_or_not_sent(admin
             "delivery": "sent",
             "sent_at": "2026-01-05T10:01:00Z",
             "provider_id": "ses-0001",
+            "variant": 1,  # which subject line of its A/B test (the second)
         },
         {
             "sequence": "awareness",
@@ -463,6 +465,7 @@ def test_an_admin_sees_whether_each_email_was_sent_unconfirmed_or_not_sent(admin
             "delivery": "unconfirmed",
             "sent_at": "2026-01-19T10:01:00Z",
             "provider_id": None,
+            "variant": 0,
         },
         {
             "sequence": "awareness",
@@ -471,6 +474,7 @@ def test_an_admin_sees_whether_each_email_was_sent_unconfirmed_or_not_sent(admin
             "delivery": "not_sent",
             "sent_at": None,
             "provider_id": None,
+            "variant": None,
         },
     ]
     assert (by_id.status, by_email.status) == (200, 200)

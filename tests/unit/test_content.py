@@ -1,4 +1,4 @@
-"""Email content: front matter, the sandboxed renderer, the seeds' content rules, and the ETag cache."""
+"""Email content: front matter, the seeds' content rules, and the ETag cache (rendering: test_rendering.py)."""
 
 from __future__ import annotations
 
@@ -8,99 +8,16 @@ from pathlib import Path
 import pytest
 
 from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_PROGRAMME_KEY
-from nurture.domain.content import ContentError, Email, EmailFrontMatter, parse_email, render
-from nurture.domain.messages import LeadTraits
+from nurture.domain.content import ContentError, Email, parse_email
 from nurture.domain.programme import SEQUENCES, Stage
 from nurture.pipeline.content import CachedContent
-from nurture.pipeline.send import SENDER
 from tests.support import ROOT, starter, starter_yaml
 
 EMAILS = sorted((ROOT / "content" / "emails").glob("*.md"))
-NO_TRAITS = LeadTraits()
-FULL = LeadTraits(
-    email="ada@northwind.example",
-    first_name="Ada",
-    last_name="Lovelace",
-    company="Northwind",
-    company_size=240,
-    title="VP Marketing",
-    seniority="vp",
-    industry="Software",
-    country="DE",
-    timezone="Europe/Berlin",
-    problem="slow follow-up",
-    budget_authority=True,
-    timeline="this quarter",
-)
 
 
 def starter_email(path: Path) -> Email:
     return parse_email(path.read_text(encoding="utf-8"), path.name)
-
-
-def email_with(body: str, subject: str = "A note") -> Email:
-    return Email(meta=EmailFrontMatter(id="test-email", sequence=Stage.AWARENESS, subject=subject), body=body)
-
-
-# --- the starter emails ---------------------------------------------------------------------
-@pytest.mark.parametrize("traits", [NO_TRAITS, FULL], ids=["no-traits", "full-lead"])
-@pytest.mark.parametrize("path", EMAILS, ids=[p.stem for p in EMAILS])
-def test_every_starter_email_renders_without_printing_a_missing_trait(path: Path, traits: LeadTraits) -> None:
-    # Given a starter email
-    email = starter_email(path)
-    # When it is rendered for the lead
-    rendered = render(email, traits, SENDER)
-    # Then no trait came out as Python's "None" (the copy itself may say "None of these…")
-    assert rendered.subject.count("None") == email.meta.subject_options[0].count("None")
-    assert rendered.text.count("None") == email.body.count("None")
-    assert rendered.subject
-    assert rendered.text
-
-
-def test_a_leads_own_words_are_escaped_in_the_html_part() -> None:
-    rendered = render(email_with("Hello {{ lead.company }}"), LeadTraits(company="<b>Acme</b> & Co"), SENDER)
-    assert rendered.html == "<p>Hello &lt;b&gt;Acme&lt;/b&gt; &amp; Co</p>"
-
-
-# --- the sandbox ----------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "body",
-    [
-        "{{ lead.__class__ }}",
-        "{{ ''.__class__.__mro__ }}",
-        "{{ lead['__class__'] }}",
-        "{{ lead.first_name|attr('__class__') }}",
-        "{{ cycler.__init__.__globals__ }}",
-        "{{ sender.__class__.__subclasses__() }}",
-    ],
-)
-def test_the_sandbox_refuses_attribute_tricks(body: str) -> None:
-    with pytest.raises(ContentError, match="unsafe"):
-        render(email_with(body), FULL, SENDER)
-
-
-def test_an_attribute_trick_in_the_subject_is_refused_too() -> None:
-    with pytest.raises(ContentError, match="unsafe"):
-        render(email_with("Hi", subject="{{ lead.__class__ }}"), FULL, SENDER)
-
-
-@pytest.mark.parametrize("body", ["{{ unsubscribe_link }}", "{{ lead.favourite_colour }}", "{{ sender.phone }}"])
-def test_an_undefined_variable_is_a_content_error_not_a_blank(body: str) -> None:
-    with pytest.raises(ContentError, match=r"undefined|no attribute"):
-        render(email_with(body), FULL, SENDER)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param("{{ 1 / 0 }}", id="division-by-zero"),
-        pytest.param("{% for i in range(10 ** 9) %}{% endfor %}", id="sandbox-capped-range"),
-        pytest.param("{{ lead.company_size + ' staff' }}", id="int-plus-str"),
-    ],
-)
-def test_a_template_that_fails_while_rendering_is_a_content_error(body: str) -> None:
-    with pytest.raises(ContentError, match="does not render"):
-        render(email_with(body), FULL, SENDER)
 
 
 # --- front matter ---------------------------------------------------------------------------
@@ -240,8 +157,3 @@ def test_a_broken_programme_with_no_good_one_before_it_fails_loudly() -> None:
     source = CountingSource({CONTENT_PROGRAMME_KEY: "name: [unclosed"})
     with pytest.raises(ProgrammeError):
         CachedContent(source, recheck_seconds=0).programme()
-
-
-def test_a_trait_the_lead_has_not_given_renders_as_nothing_not_none() -> None:
-    rendered = render(email_with("Hello {{ lead.first_name }}, from {{ lead.company }}."), LeadTraits(), SENDER)
-    assert rendered.text == "Hello , from ."

@@ -24,7 +24,7 @@ from nurture.pipeline.score import CoalescingScorer
 from nurture.pipeline.send import Sender, deliver
 from nurture.runtime.observability import metrics
 from tests.fakes import FakeBus, FakeLeads, FakeMailer, FakeQueue, fake_content, fake_ports
-from tests.support import T0, days, identify, page, starter, track
+from tests.support import T0, days, identify, page, starter, starter_yaml, track
 
 
 @pytest.fixture
@@ -247,10 +247,56 @@ def test_the_sender_renders_and_sends_the_queued_email(service, ports) -> None:
     assert delivery.outcome == "sent"
     [mail] = mailer.sent
     assert mail["to"] == "u-1@northwind.example"
-    assert mail["subject"] == "Why most nurture drips stall"
+    assert mail["subject"] in ("Why most nurture drips stall", 'The problem with "six emails over 30 days"')
     assert "Hi Ada," in str(mail["text"])
     assert mail["tags"] == {"sequence": "awareness", "content_id": "awareness-01-why-drips-stall"}
     assert [r.content_id for r in ports.leads.sent] == ["awareness-01-why-drips-stall"]
+
+
+def test_every_email_sent_carries_one_click_unsubscribe_headers_and_a_link_that_opts_the_lead_out(
+    service, ports
+) -> None:
+    # Given a queued email
+    request = _queued_email(service, ports)
+    # When the sender delivers it
+    deliver(request, ports, fake_content(ports), T0)
+    # Then the mailer got RFC 8058's two headers, pointing at the API's unsubscribe route with a signed token
+    [mail] = ports.mailer.sent
+    headers = dict(mail["headers"])
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = headers["List-Unsubscribe"].removeprefix("<").removesuffix(">")
+    assert url.startswith(f"{ports.public_url}/v1/unsubscribe?token=")
+    token = url.split("token=", 1)[1]
+    assert ports.signer.verify(token, "unsubscribe", T0) == request.lead_id
+    # And the same link is visible in both parts of the email
+    assert f'href="{url}"' in str(mail["html"])
+    assert f"Unsubscribe ({url})" in str(mail["text"])
+
+
+def test_the_send_record_and_the_lead_view_say_which_subject_variant_the_lead_got(service, ports) -> None:
+    from nurture.api.views import send_views
+    from nurture.domain.rendering import choose_variant
+
+    # Given twenty leads queued the first awareness email, which has two subject lines
+    for n in range(20):
+        service.receive([identify(T0, user=f"u-{n}")], T0)
+    dispatch(service, T0)
+    requests: list[SendRequest] = ports.queue.queued
+    email = fake_content(ports).email(requests[0].content_id)
+    assert len(email.meta.subject_options) == 2
+    # When the sender delivers them
+    for request in requests:
+        deliver(request, ports, fake_content(ports), T0)
+    # Then each lead got its own variant's subject, and its send record and the lead view say which
+    variants = set()
+    for request, mail in zip(requests, ports.mailer.sent, strict=True):
+        variant = choose_variant(request.lead_id, email)
+        variants.add(variant)
+        assert mail["subject"] == email.meta.subject_options[variant]
+        [record] = ports.leads.send_records(request.lead_id)
+        [view] = send_views(ports.leads.get(request.lead_id).lead.sent, [record])
+        assert (record.variant, view.delivery, view.variant) == (variant, "sent", variant)
+    assert variants == {0, 1}  # both subjects went out (all twenty alike: one chance in half a million)
 
 
 @pytest.mark.parametrize("event", ["Unsubscribed", "Email Complained"])
@@ -277,6 +323,7 @@ def test_a_broken_template_is_skipped_not_sent(service, ports, tmp_path) -> None
     request = _queued_email(service, ports)
     broken = tmp_path / "content"
     (broken / "emails").mkdir(parents=True)
+    (broken / "programme.yaml").write_text(starter_yaml())
     (broken / "emails" / f"{request.content_id}.md").write_text(
         "---\nid: x\nsequence: awareness\nsubject: Hi\n---\n{{ lead.first_name | nosuchfilter }}\n"
     )
@@ -502,7 +549,9 @@ def test_a_lead_that_runs_out_of_emails_is_counted_once_for_marketers(service, p
     counted: list[str] = []
     monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
     lead_id = service.receive([identify(T0), page("/pricing", T0), page("/pricing/teams", T0)], T0)
-    for day in range(42):
+    for day in range(50):
+        if day == 20:  # still interested: it stays in consideration
+            service.receive([page("/blog/still-reading", T0 + days(day))], T0 + days(day))
         dispatch(service, T0 + days(day))
     # When every consideration email has gone out
     lead = ports.leads.get(lead_id).lead

@@ -38,6 +38,8 @@ def test_the_deployed_variables_are_all_required() -> None:
         c.ENV_FROM_ADDRESS,
         c.ENV_WRITE_KEYS_SECRET,
         c.ENV_ALLOWED_ORIGINS,
+        c.ENV_SIGNING_KEY_SECRET,
+        c.ENV_PUBLIC_URL,
     }
 
 

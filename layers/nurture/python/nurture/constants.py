@@ -49,6 +49,7 @@ FUNCTION_DIRS = {
     "scorer": "2_scorer",
     "dispatcher": "3_dispatcher",
     "sender": "4_sender",
+    "content_check": "5_content_check",
 }
 
 # --- Other resources ------------------------------------------------------------------------
@@ -59,9 +60,19 @@ SCORER_DLQ = "nurture-scorer-dlq"
 ALERTS_TOPIC = "nurture-sales-alerts"
 CONTENT_PROGRAMME_KEY = "programme.yaml"
 CONTENT_EMAILS_PREFIX = "emails/"
+# Marketers upload under this prefix; the content check (functions/5_content_check) copies a file that passes the
+# lint to the same key without it, where the other Lambdas read. A file that fails never replaces the live one.
+CONTENT_INCOMING_PREFIX = "incoming/"
+# The S3 events (through EventBridge) that invoke the content check, for keys under CONTENT_INCOMING_PREFIX.
+CONTENT_EVENT_DETAIL_TYPES = ("Object Created", "Object Deleted")
+# Content rejections (file, line, rule, fix) for marketers and operators; not the sales alerts topic.
+OPERATIONS_TOPIC = "nurture-operations"
+CONTENT_CHECK_DLQ = "nurture-content-check-dlq"
 SES_CONFIGURATION_SET = "nurture"
 DISPATCH_SCHEDULE_MINUTES = 5
 STAGE_CHANGED_DETAIL_TYPE = "Lead Stage Changed"
+# One-click unsubscribe (RFC 8058): the route every email's List-Unsubscribe header points at.
+UNSUBSCRIBE_PATH = "/v1/unsubscribe"
 
 # --- Failure handling: what Lambda retries, and when it gives up --------------------------------
 # The scorer's event source mapping on the events table's stream (bisect on error, report batch item
@@ -86,6 +97,10 @@ ENV_FROM_ADDRESS = "NURTURE_FROM_ADDRESS"
 ENV_WRITE_KEYS_SECRET = "NURTURE_WRITE_KEYS_SECRET"  # noqa: S105 - the name of a variable holding an ARN
 ENV_ALLOWED_ORIGINS = "NURTURE_ALLOWED_ORIGINS"  # comma-separated CORS origins
 ENV_DUE_SHARDS = "NURTURE_DUE_SHARDS"
+ENV_OPERATIONS_TOPIC_ARN = "NURTURE_OPERATIONS_TOPIC_ARN"  # only the content check publishes to it
+# Secrets Manager id of {"signing_key": "..."}: the HMAC key of unsubscribe and click-through links.
+ENV_SIGNING_KEY_SECRET = "NURTURE_SIGNING_KEY_SECRET"  # noqa: S105 - the name of a variable holding an ARN
+ENV_PUBLIC_URL = "NURTURE_PUBLIC_URL"  # where the API answers: links in emails point here
 # Local stack only (`nurture local`): in AWS the admin routes use IAM authorisation instead.
 ENV_LOCAL_ADMIN_TOKEN = "NURTURE_ADMIN_TOKEN"  # noqa: S105 - the name of a variable
 ENV_LOCAL_WRITE_KEY = "NURTURE_WRITE_KEY"

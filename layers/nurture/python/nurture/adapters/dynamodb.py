@@ -276,6 +276,7 @@ class LeadTable:
                 "subject": {"S": record.subject},
                 "sent_at": {"S": iso(record.sent_at)},
                 "provider_id": {"S": record.provider_id},
+                "variant": {"N": str(record.variant)},
             },
         )
 
@@ -369,4 +370,5 @@ def _sent_record(lead_id: str, item: dict[str, Any]) -> SentRecord:
         subject=item["subject"]["S"],
         sent_at=datetime.fromisoformat(item["sent_at"]["S"]),
         provider_id=item["provider_id"]["S"],
+        variant=int(item.get("variant", {"N": "0"})["N"]),  # records written before A/B subjects: the only subject
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from nurture.api import unsubscribe
 from nurture.api.resolver import API_TITLE, API_VERSION, INGEST_BODIES, build_app
+from nurture.constants import UNSUBSCRIBE_PATH
 from nurture.domain.system_events import SYSTEM_EVENTS
 
 MESSAGE_SCHEMAS = ("TrackMessage", "PageMessage", "IdentifyMessage")
@@ -19,7 +21,8 @@ def openapi_document() -> dict[str, Any]:
         .get_openapi_schema(
             title=API_TITLE,
             version=API_VERSION,
-            description="Segment-compatible event ingestion and the admin lead routes of the nurture engine.",
+            description="Segment-compatible event ingestion, the admin lead routes and one-click unsubscribe "
+            "(RFC 8058) of the nurture engine.",
         )
         .model_dump(mode="json", by_alias=True, exclude_none=True)
     )
@@ -60,4 +63,5 @@ def openapi_document() -> dict[str, Any]:
                 for media in ("application/json", "text/plain")
             },
         }
+    unsubscribe.document(document["paths"][UNSUBSCRIBE_PATH])
     return document

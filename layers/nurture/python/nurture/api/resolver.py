@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
+from nurture.api import unsubscribe
 from nurture.api.auth import known_write_key, same_secret, secret_write_keys, write_key_of
 from nurture.api.errors import ApiError, ErrorBody, NotFound, TooLarge, Unauthorised
 from nurture.api.views import IngestResult, LeadView, lead_view
@@ -180,6 +181,8 @@ def build_app(
         if stored is None:
             raise NotFound("no lead with that id")
         return admin_view(stored)
+
+    unsubscribe.register(app)  # the signed token is its credential: no write key, no admin
 
     @app.exception_handler(ApiError)
     def api_error(error: ApiError) -> Response[Any]:

@@ -37,6 +37,10 @@ class SendView(SentEmail):
         default=None, description="When the sender handed it to SES (`sent` and `unconfirmed` only)"
     )
     provider_id: str | None = Field(default=None, description="SES's message id (`sent` only)")
+    variant: int | None = Field(
+        default=None,
+        description="Which subject line of an A/B test the lead got, 0 for the first (`sent` and `unconfirmed`)",
+    )
 
 
 def send_views(sent: Iterable[SentEmail], records: Iterable[SentRecord]) -> list[SendView]:
@@ -49,10 +53,16 @@ def send_views(sent: Iterable[SentEmail], records: Iterable[SentRecord]) -> list
             view = SendView(**email.model_dump(), delivery="not_sent")
         elif record.provider_id:
             view = SendView(
-                **email.model_dump(), delivery="sent", sent_at=record.sent_at, provider_id=record.provider_id
+                **email.model_dump(),
+                delivery="sent",
+                sent_at=record.sent_at,
+                provider_id=record.provider_id,
+                variant=record.variant,
             )
         else:
-            view = SendView(**email.model_dump(), delivery="unconfirmed", sent_at=record.sent_at)
+            view = SendView(
+                **email.model_dump(), delivery="unconfirmed", sent_at=record.sent_at, variant=record.variant
+            )
         views.append(view)
     return views
 

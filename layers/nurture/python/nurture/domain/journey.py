@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, Message, TrackMessage
-from nurture.domain.programme import Programme, Stage
+from nurture.domain.programme import Programme, Stage, path_matches
 from nurture.domain.schedule import next_send_time
 from nurture.domain.scoring import Tallies, below_since, day_of, fit_score, intent_score, matching_rules
 
@@ -27,6 +27,7 @@ RECENT_MESSAGES_KEPT = 128
 REMEMBER_DAYS = 2
 REMEMBERED_KEPT = 1024
 HISTORY_KEPT = 100
+INTEREST_KEPT = 1_000
 _RANK = {Stage.AWARENESS: 0, Stage.CONSIDERATION: 1, Stage.DECISION: 2}
 # What sales needs to engage (DESIGN.md); an alert says which of these are still unknown.
 SALES_FIELDS = ("company_size", "seniority", "problem", "budget_authority", "timeline")
@@ -65,6 +66,9 @@ class Lead(_Frozen):
     )
     activity_day: date | None = None
     activity_count: int = Field(default=0, description="Messages applied on `activity_day`")
+    interests: dict[str, int] = Field(
+        default_factory=dict, description="Messages per programme topic (what the lead reads and does), up to 1,000"
+    )
     automation_flagged_at: datetime | None = Field(
         default=None, description="When the lead first sent more events in a day than a person would"
     )
@@ -84,12 +88,20 @@ class Lead(_Frozen):
         default=False, description="Every email of the current sequence was sent: the lead waits on new content"
     )
     history: tuple[StageChange, ...] = ()
+    skipped: tuple[str, ...] = Field(
+        default=(), description="Emails that could not be rendered for this lead: not sent, never tried again"
+    )
     sales_status: str | None = None
     recent_messages: tuple[str, ...] = ()
 
     @property
     def email(self) -> str | None:
         return self.traits.email
+
+    @property
+    def emails_done(self) -> set[str]:
+        """Emails the lead got or could not get: never chosen again."""
+        return {email.content_id for email in self.sent} | set(self.skipped)
 
     def intent(self, programme: Programme, now: datetime) -> float:
         return intent_score(self.tallies, programme, now)
@@ -205,6 +217,16 @@ class Tick(_Frozen):
     kind: Literal["tick"] = "tick"
 
 
+class EmailSkipped(_Frozen):
+    """The sender could not render an email decided for the lead (broken content): it was not sent, it does not
+    count as sent, and the next email of the sequence is tried."""
+
+    kind: Literal["skipped"] = "skipped"
+    sequence: Stage
+    content_id: str
+    reason: str
+
+
 class SalesUpdate(_Frozen):
     """Sales took the lead: nurture email stops."""
 
@@ -212,7 +234,7 @@ class SalesUpdate(_Frozen):
     status: Literal["engaged", "demo_booked", "accepted"]
 
 
-JourneyInput = Message | Tick | SalesUpdate
+JourneyInput = Message | Tick | SalesUpdate | EmailSkipped
 
 
 class Outcome(_Frozen):
@@ -243,6 +265,8 @@ def step(lead: Lead, given: JourneyInput, programme: Programme, now: datetime) -
         journey.tick()
     elif isinstance(given, SalesUpdate):
         journey.sales(given)
+    elif isinstance(given, EmailSkipped):
+        journey.skipped(given)
     elif journey.first_time(given.message_id):
         if isinstance(given, IdentifyMessage):
             journey.identify(given)
@@ -270,6 +294,10 @@ def merge(lead: Lead, anonymous: Lead, programme: Programme) -> Lead:
             day: tuple(dict.fromkeys(anonymous.remembered.get(day, ()) + lead.remembered.get(day, ())))
             for day in sorted({*lead.remembered, *anonymous.remembered})
         },
+        "interests": {
+            topic: min(INTEREST_KEPT, lead.interests.get(topic, 0) + anonymous.interests.get(topic, 0))
+            for topic in {*lead.interests, *anonymous.interests}
+        },
         "automation_flagged_at": min(
             (t for t in (lead.automation_flagged_at, anonymous.automation_flagged_at) if t is not None), default=None
         ),
@@ -285,6 +313,7 @@ def merge(lead: Lead, anonymous: Lead, programme: Programme) -> Lead:
             )
         ),
         "history": tuple(sorted(lead.history + anonymous.history, key=lambda change: change.at))[-HISTORY_KEPT:],
+        "skipped": tuple(dict.fromkeys(lead.skipped + anonymous.skipped)),
     }
     stops_nurture = anonymous.stage in (Stage.OPTED_OUT, Stage.SUPPRESSED)
     if anonymous.stage is not None and (lead.stage is None or (stops_nurture and lead.stage.is_sequence)):
@@ -295,6 +324,47 @@ def merge(lead: Lead, anonymous: Lead, programme: Programme) -> Lead:
             "exhausted": anonymous.exhausted,
         }
     return lead.model_copy(update=update)
+
+
+def strongest_topic(lead: Lead, programme: Programme) -> str | None:
+    """The topic the lead has read and done most about (the programme's order breaks ties), if any."""
+    counts = [(lead.interests.get(name, 0), -i, name) for i, name in enumerate(programme.topics)]
+    best = max(counts, default=(0, 0, None))
+    return best[2] if best[0] > 0 else None
+
+
+def persona_of(traits: LeadTraits, programme: Programme) -> str | None:
+    """The first programme persona whose every listed trait the lead matches, if any."""
+    for name, persona in programme.personas.items():
+        if persona.seniority and traits.seniority not in persona.seniority:
+            continue
+        if persona.industry and traits.industry not in persona.industry:
+            continue
+        size = traits.company_size
+        if persona.min_company_size is not None and (size is None or size < persona.min_company_size):
+            continue
+        if persona.max_company_size is not None and (size is None or size > persona.max_company_size):
+            continue
+        if persona.seniority or persona.industry or persona.min_company_size is not None or persona.max_company_size:
+            return name
+    return None
+
+
+def best_match(lead: Lead, unsent: list[tuple[int, str]], programme: Programme) -> tuple[int, str]:
+    """The unsent email that best matches the lead's strongest topic, then its persona; the sequence's order
+    decides among equals (so a lead with no topic or persona gets the sequence in order)."""
+    topic = strongest_topic(lead, programme)
+    persona = persona_of(lead.traits, programme)
+    if topic is None and persona is None:
+        return unsent[0]
+
+    def fit(candidate: tuple[int, str]) -> tuple[bool, bool, int]:
+        tags = programme.email_tags.get(candidate[1])
+        if tags is None:
+            return (False, False, -candidate[0])
+        return (topic in tags.topics, persona in tags.personas, -candidate[0])
+
+    return max(unsent, key=fit)
 
 
 class _Journey:
@@ -366,6 +436,7 @@ class _Journey:
             self.route_to_sales(routed)
 
     def behaviour(self, message: BehaviourMessage) -> None:
+        self.note_interests(message)
         rules = matching_rules(message, self.programme)
         day = day_of(message.timestamp)
         before = self.lead.tallies
@@ -396,6 +467,32 @@ class _Journey:
             # An open never moves a lead on its own, but one applied at the same moment as an engagement
             # counts with it, whichever came first: the stage a batch reaches does not depend on its order.
             self.promote()
+
+    def note_interests(self, message: BehaviourMessage) -> None:
+        """Count the message towards every programme topic it belongs to (page path or track event)."""
+        topics = [
+            name
+            for name, topic in self.programme.topics.items()
+            if (isinstance(message, TrackMessage) and message.event in topic.events)
+            or (not isinstance(message, TrackMessage) and path_matches(message.path, topic.paths))
+        ]
+        if topics:
+            interests = dict(self.lead.interests)
+            for name in topics:
+                interests[name] = min(INTEREST_KEPT, interests.get(name, 0) + 1)
+            self.update(interests=interests)
+
+    def skipped(self, given: EmailSkipped) -> None:
+        lead = self.lead
+        kept = tuple(e for e in lead.sent if (e.sequence, e.content_id) != (given.sequence, given.content_id))
+        if len(kept) == len(lead.sent):
+            return  # not decided for this lead, or already taken back: applying it twice changes nothing
+        self.update(sent=kept, skipped=(*lead.skipped, given.content_id))
+        if lead.stage is given.sequence and lead.stage.is_sequence:
+            emails = self.programme.sequence(lead.stage).emails
+            self.update(
+                exhausted=all(e in self.lead.emails_done for e in emails), next_send_at=self.send_time(self.now)
+            )
 
     def sales(self, update: SalesUpdate) -> None:
         self.update(sales_status=update.status)
@@ -509,7 +606,7 @@ class _Journey:
             from_stage=lead.stage, to_stage=to, reason=reason, at=self.now, programme=self.programme.revision
         )
         next_send_at = self.send_time(self.now) if to.is_sequence else None
-        already = {email.content_id for email in lead.sent}
+        already = lead.emails_done
         exhausted = to.is_sequence and all(e in already for e in self.programme.sequence(to).emails)
         self.update(
             stage=to,
@@ -547,12 +644,12 @@ class _Journey:
             self.update(next_send_at=allowed)
             return
         sequence = self.programme.sequence(lead.stage)
-        already = {email.content_id for email in lead.sent}
+        already = lead.emails_done
         unsent = [(i, content_id) for i, content_id in enumerate(sequence.emails, 1) if content_id not in already]
         if not unsent:
             self.update(exhausted=True, next_send_at=None)
             return
-        position, content_id = unsent[0]
+        position, content_id = best_match(lead, unsent, self.programme)
         self.effects.append(
             Send(lead_id=lead.lead_id, sequence=lead.stage, content_id=content_id, step=position, at=self.now)
         )

@@ -9,7 +9,7 @@ import difflib
 import hashlib
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
@@ -258,6 +258,13 @@ class Persona(_Strict):
     max_company_size: int | None = Field(default=None, ge=0)
 
 
+class EmailTags(_Strict):
+    """What an email's front matter says it is for: filled in by the content loader, not written in the programme."""
+
+    topics: tuple[str, ...] = ()
+    personas: tuple[str, ...] = ()
+
+
 class Programme(_Strict):
     name: str
     intent: Intent
@@ -270,6 +277,11 @@ class Programme(_Strict):
     profiling: Profiling = Field(default_factory=Profiling)
     topics: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Topic] = Field(default_factory=dict)
     personas: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Persona] = Field(default_factory=dict)
+    email_tags: dict[str, EmailTags] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="Each email's topics and personas, from its front matter (set by the content loader)",
+    )
     revision: str = Field(default="", description="Set by the loader: a hash of the file")
 
     def sequence(self, stage: Stage) -> Sequence:
@@ -328,6 +340,16 @@ class Programme(_Strict):
             return max(days + longest(to, seen | {stage}) for to, days in exits)
 
         return max(longest(stage, frozenset()) for stage in SEQUENCES)
+
+    def with_emails(self, describe: Callable[[str], EmailTags | None]) -> Programme:
+        """This programme knowing its emails' topics and personas (`email_tags`), for choosing a lead's next email.
+        `describe` gives an email's tags from its front matter, or None when it cannot be read."""
+        tags = {}
+        for content_id in sorted({e for stage in SEQUENCES for e in self.sequence(stage).emails}):
+            found = describe(content_id)
+            if found is not None and (found.topics or found.personas):
+                tags[content_id] = found
+        return self if tags == self.email_tags else self.model_copy(update={"email_tags": tags})
 
     @property
     def rules_by_id(self) -> dict[str, IntentRule]:

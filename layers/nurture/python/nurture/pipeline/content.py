@@ -12,7 +12,7 @@ from typing import Any
 
 from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_PROGRAMME_KEY
 from nurture.domain.content import ContentError, Email, parse_email
-from nurture.domain.programme import Programme, ProgrammeError, load_programme
+from nurture.domain.programme import EmailTags, Programme, ProgrammeError, load_programme
 from nurture.pipeline.ports import ContentSource
 from nurture.runtime.observability import Metric, count, logger
 
@@ -27,12 +27,32 @@ class CachedContent:
         self.recheck_seconds = recheck_seconds
         self._cache: dict[str, tuple[str, Any, float]] = {}  # key -> (etag, parsed, checked at)
         self._lock = threading.Lock()
+        self._tagged: dict[int, Programme] = {}  # the programme with its emails' tags, while both are unchanged
 
     def programme(self) -> Programme:
+        """The programme, knowing each of its emails' topics and personas (to choose a lead's next email)."""
         programme: Programme = self._get(
             CONTENT_PROGRAMME_KEY, lambda text: load_programme(text, CONTENT_PROGRAMME_KEY)
         )
-        return programme
+        tagged = programme.with_emails(self._tags)
+        with self._lock:  # one copy while nothing changes, not one per call
+            known = self._tagged.get(id(programme))
+            if known is None or known.email_tags != tagged.email_tags:
+                self._tagged = {id(programme): tagged}
+            return self._tagged[id(programme)]
+
+    def _tags(self, content_id: str) -> EmailTags | None:
+        try:
+            return self.email(content_id).meta.tags
+        except Exception:  # missing, broken or unreadable: reported where it is sent; it offers no tags
+            logger.warning("email not readable for its tags", extra={"content_id": content_id})
+            return None
+
+    def refresh(self) -> None:
+        """Re-check every object at its next read instead of within `recheck_seconds` (the local stack, after the
+        content check published a change; deployed functions rely on the re-check)."""
+        with self._lock:
+            self._cache = {key: (etag, parsed, float("-inf")) for key, (etag, parsed, _) in self._cache.items()}
 
     def email(self, content_id: str) -> Email:
         key = f"{CONTENT_EMAILS_PREFIX}{content_id}.md"

@@ -99,6 +99,7 @@ class SentRecord:
     subject: str
     sent_at: datetime
     provider_id: str
+    variant: int = 0  # which subject of an A/B test the lead got (the first, when there was no test)
 
 
 class SendRequest(BaseModel):

@@ -16,12 +16,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from pydantic import BaseModel
 
-from nurture.domain.content import ContentError, render
+from nurture.domain.content import ContentError
+from nurture.domain.rendering import RenderContext, RenderedEmail, choose_variant, render
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.ports import NotSent, Ports, SendRequest, SentRecord
 from nurture.runtime.observability import Metric, count, logger
 
-SENDER = {"name": "The Northstar team", "company": "Northstar"}
 # A send's idempotency record is kept for a year: the same email is never sent to a lead twice in that time.
 ONE_YEAR = 365 * 24 * 3600
 # The records' keys are `send#<hash of lead, sequence, email>`, whatever the function or module is called.
@@ -45,8 +45,18 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
     if lead.stage is not request.sequence:
         # It opted out, was suppressed or moved on since the dispatcher queued this: never send stale email.
         return _skipped(f"the lead is now in {lead.stage}", request)
+    programme = content.programme()
+    unsubscribe_url = f"{ports.public_url}/v1/unsubscribe?token={ports.signer.sign('unsubscribe', lead.lead_id, now)}"
     try:
-        rendered = render(content.email(request.content_id), lead.traits, SENDER)
+        email = content.email(request.content_id)
+        context = RenderContext(
+            sender=programme.sender,
+            profiling=programme.profiling,
+            unsubscribe_url=unsubscribe_url,
+            link_token=ports.signer.sign("click", lead.lead_id, now),
+            variant=choose_variant(lead.lead_id, email),
+        )
+        rendered = render(email, lead.traits, context)
     except (ContentError, FileNotFoundError) as error:
         count(Metric.BROKEN_EMAILS)
         logger.error("email not sent: broken content", extra={"content_id": request.content_id, "error": str(error)})
@@ -58,7 +68,8 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
             text=rendered.text,
             html=rendered.html,
             tags={"sequence": request.sequence.value, "content_id": request.content_id},
-            headers={},
+            # RFC 8058 one-click unsubscribe: Gmail and Yahoo require both from bulk senders.
+            headers={"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         )
     except NotSent:
         raise  # nothing went out: the send is released and the queue retries it
@@ -67,23 +78,24 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
         # retry) makes a lost email possible and a duplicate impossible, and the loss is counted, not silent.
         count(Metric.SENDS_UNCONFIRMED)
         logger.exception("email may have been sent; its answer was lost: not sending again", extra=_ids(request))
-        _record(ports, request, rendered.subject, now, provider_id="")
+        _record(ports, request, rendered, now, provider_id="")
         return Delivery(outcome="unconfirmed", reason="the mailer's answer was lost")
-    _record(ports, request, rendered.subject, now, provider_id)
+    _record(ports, request, rendered, now, provider_id)
     count(Metric.EMAILS_SENT)
     return Delivery(outcome="sent", provider_id=provider_id)
 
 
-def _record(ports: Ports, request: SendRequest, subject: str, now: datetime, provider_id: str) -> None:
+def _record(ports: Ports, request: SendRequest, rendered: RenderedEmail, now: datetime, provider_id: str) -> None:
     """Record what went out (an empty provider id: unconfirmed). The email is out already: a failure to record
     it must not release the send for a retry, so it is counted and logged instead of raised."""
     record = SentRecord(
         lead_id=request.lead_id,
         sequence=request.sequence,
         content_id=request.content_id,
-        subject=subject,
+        subject=rendered.subject,
         sent_at=now,
         provider_id=provider_id,
+        variant=rendered.variant,
     )
     try:
         ports.leads.record_send(record)

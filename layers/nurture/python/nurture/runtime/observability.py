@@ -38,6 +38,7 @@ class Metric(StrEnum):
     LEAD_WRITE_CONFLICTS = "LeadWriteConflicts"
     LEADS_MERGED = "LeadsMerged"
     CONTENT_REJECTED = "ContentRejected"
+    CONTENT_PUBLISHED = "ContentPublished"
     LEADS_WAITING_ON_CONTENT = "LeadsWaitingOnContent"
 
 

@@ -1,9 +1,10 @@
 """Runtime settings of the Lambdas and the local stack, read once from the environment and validated.
 
 What a deployment decides (table and bucket names, the bus, the queue, the sender address, the write
-keys' secret, the CORS origins) has no default: the CDK stack (`infra/stack.py`) gives every function
-every one and the local stack (`nurture.tools.local.resources`) its own, so a function missing one
-fails at cold start, naming the variable, instead of starting and writing to a table that is not there.
+keys' secret, the links' signing key secret, the public URL, the CORS origins) has no default: the CDK
+stack (`infra/stack.py`) gives every function every one and the local stack
+(`nurture.tools.local.resources`) its own, so a function missing one fails at cold start, naming the
+variable, instead of starting and writing to a table that is not there.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from functools import cache
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nurture import constants as c
 
@@ -32,8 +33,20 @@ class Settings(BaseModel):
     from_address: Name
     write_keys_secret: Name = Field(description="Secrets Manager id of {'write_keys': [...]}")
     allowed_origins: list[str] = Field(description="CORS origins; set but empty when no browser sends events")
+    signing_key_secret: Name = Field(description="Secrets Manager id of {'signing_key': '...'} (email links)")
+    public_url: Annotated[str, Field(pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")] = Field(
+        description="The API's base URL, which links in emails point at (deployed: the HTTP API's URL)"
+    )
     due_shards: int = Field(default=c.DUE_SHARDS, gt=0, le=256)
+    operations_topic_arn: str | None = Field(
+        default=None, description="Only the content check publishes (rejected content); it fails without it"
+    )
     admin_token: str | None = Field(default=None, description="Local stack only: the bearer token for admin routes")
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")  # links are `{public_url}/v1/...`
 
 
 ENVIRONMENT = {
@@ -46,8 +59,11 @@ ENVIRONMENT = {
     "ses_configuration_set": c.ENV_SES_CONFIGURATION_SET,
     "from_address": c.ENV_FROM_ADDRESS,
     "write_keys_secret": c.ENV_WRITE_KEYS_SECRET,
+    "signing_key_secret": c.ENV_SIGNING_KEY_SECRET,
+    "public_url": c.ENV_PUBLIC_URL,
     "allowed_origins": c.ENV_ALLOWED_ORIGINS,
     "due_shards": c.ENV_DUE_SHARDS,
+    "operations_topic_arn": c.ENV_OPERATIONS_TOPIC_ARN,
     "admin_token": c.ENV_LOCAL_ADMIN_TOKEN,
 }
 """Each setting's environment variable."""

@@ -6,23 +6,55 @@ with `override()`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from nurture.adapters.content import S3Content
+from nurture.adapters.content import S3Content, S3ContentStore, SnsNotifier
 from nurture.adapters.dynamodb import EventTable, LeadTable
 from nurture.adapters.eventbridge import EventBridgeBus
 from nurture.adapters.ses import SesMailer
 from nurture.adapters.sqs import SqsSendQueue
+from nurture.constants import ENV_OPERATIONS_TOPIC_ARN
+from nurture.domain.tokens import Purpose, Signer
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.ports import Ports
 from nurture.runtime import clients as aws
 from nurture.runtime.settings import settings
 
 if TYPE_CHECKING:
+    from nurture.pipeline.content_check import ContentCheck
     from nurture.pipeline.send import Sender
 
 _overrides: dict[str, object] = {}
+# The signing key is read at most every five minutes: a rotated key reaches every function within that.
+SIGNING_KEY_MAX_AGE = 300
+
+
+@dataclass(frozen=True)
+class SecretSigner(Signer):
+    """Signs and verifies with the key in the Secrets Manager secret `secret_id` (`{"signing_key": "..."}`),
+    read through powertools parameters on first use and cached: only the functions that sign or verify links
+    (the sender, the API) read it, and only they may."""
+
+    key: bytes = b""
+    secret_id: str = ""
+
+    def sign(self, purpose: Purpose, lead_id: str, now: datetime) -> str:
+        return Signer(self._key()).sign(purpose, lead_id, now)
+
+    def verify(self, token: str, purpose: Purpose, now: datetime) -> str:
+        return Signer(self._key()).verify(token, purpose, now)
+
+    def _key(self) -> bytes:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret: Any = parameters.get_secret(self.secret_id, transform="json", max_age=SIGNING_KEY_MAX_AGE)
+        key = secret.get("signing_key") if isinstance(secret, dict) else None
+        if not isinstance(key, str) or not key:
+            raise RuntimeError(f"the secret {self.secret_id} has no signing_key")
+        return key.encode()
 
 
 @cache
@@ -36,6 +68,8 @@ def _ports() -> Ports:
         mailer=SesMailer(aws.client("sesv2"), s.from_address, s.ses_configuration_set),
         content=S3Content(aws.client("s3"), s.content_bucket),
         due_shards=s.due_shards,
+        signer=SecretSigner(secret_id=s.signing_key_secret),
+        public_url=s.public_url,
     )
 
 
@@ -53,6 +87,19 @@ def _sender() -> Sender:
 
     persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=aws.client("dynamodb"))
     return Sender(persistence)
+
+
+def content_check() -> ContentCheck:
+    """The upload check: the content bucket and the operations topic (a setting only its function has)."""
+    from nurture.pipeline.content_check import ContentCheck
+    from nurture.runtime.settings import SettingsError
+
+    s = settings()
+    if not s.operations_topic_arn:
+        raise SettingsError(f"the content check needs {ENV_OPERATIONS_TOPIC_ARN}, which is not set")
+    return ContentCheck(
+        S3ContentStore(aws.client("s3"), s.content_bucket), SnsNotifier(aws.client("sns"), s.operations_topic_arn)
+    )
 
 
 def ports() -> Ports:

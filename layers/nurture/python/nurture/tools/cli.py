@@ -11,8 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nurture.domain.content import ContentError, parse_email
 from nurture.domain.messages import as_utc
-from nurture.domain.programme import SEQUENCES, Programme, ProgrammeError, load_programme
+from nurture.domain.programme import SEQUENCES, EmailTags, Programme, ProgrammeError, load_programme
 from nurture.tools import REPO
 
 STARTER_PROGRAMME = REPO / "content" / "programme.yaml"
@@ -26,6 +27,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     programme_commands = programme.add_subparsers(dest="programme_command", required=True)
     check = programme_commands.add_parser("check", help="check a programme; print its summary or every problem")
     check.add_argument("file", type=Path)
+
+    content = commands.add_parser("content", help="check and preview the emails marketers write")
+    content_commands = content.add_subparsers(dest="content_command", required=True)
+    lint = content_commands.add_parser(
+        "lint", help="check a content folder (programme and emails) like the upload check"
+    )
+    lint.add_argument("dir", type=Path, nargs="?", default=STARTER_PROGRAMME.parent, help="default: content/")
+    lint.add_argument("--json", action="store_true", help="one JSON array of problems, for machines")
+    preview = content_commands.add_parser("preview", help="render one email as a lead would get it")
+    preview.add_argument("email_id", metavar="EMAIL_ID")
+    preview.add_argument("--lead", type=Path, default=None, help="a JSON file of the lead's traits (default: a sample)")
+    preview.add_argument("--out", type=Path, default=None, help="write the HTML here")
+    preview.add_argument("--content", type=Path, default=STARTER_PROGRAMME.parent, help="default: content/")
 
     replay = commands.add_parser("replay", help="run a JSON Lines file of Segment messages through the engine")
     replay.add_argument("messages", type=Path, help="one Segment message (track, page, identify) per line")
@@ -44,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--clock", choices=["real", "manual"], default="real", help="manual: time moves only by POST /_local/clock"
     )
     local.add_argument("--start", type=_instant, default=None, help="manual clock: start here (default: now)")
+    local.add_argument(
+        "--content",
+        type=Path,
+        default=None,
+        help="the content folder to serve and watch: saved files that lint clean go live (default: content/)",
+    )
 
     demo = commands.add_parser("demo", help="play three scripted buyers through the local stack")
     _stack_options(demo)
@@ -60,6 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "programme":
             return _check(args.file)
+        if args.command == "content" and args.content_command == "lint":
+            from nurture.tools.content_lint import main as lint_content
+
+            return lint_content(args)
+        if args.command == "content":
+            from nurture.tools.preview import main as preview_email
+
+            return preview_email(args)
         if args.command == "local":
             return _local(args)
         if args.command == "demo":
@@ -105,14 +133,26 @@ def _instant(text: str) -> datetime:
 
 
 def read_programme(path: Path | None) -> Programme:
+    """A programme file, knowing the topics and personas of the emails in the `emails/` folder beside it."""
     path = path or STARTER_PROGRAMME
-    return load_programme(path.read_text(encoding="utf-8"), source=str(path))
+    programme = load_programme(path.read_text(encoding="utf-8"), source=str(path))
+
+    def describe(content_id: str) -> EmailTags | None:
+        file = path.parent / "emails" / f"{content_id}.md"
+        try:
+            return parse_email(file.read_text(encoding="utf-8"), str(file)).meta.tags
+        except (OSError, ContentError):
+            return None  # `nurture content lint` reports it
+
+    return programme.with_emails(describe)
 
 
 def _check(path: Path) -> int:
+    from nurture.tools.content_lint import check_folder_of
+
     programme = read_programme(path)
     print(summary(programme))
-    return 0
+    return check_folder_of(path, sys.stdout)
 
 
 def summary(p: Programme) -> str:
@@ -224,8 +264,8 @@ def _start_stack(args: argparse.Namespace, manual_start: datetime | None) -> tup
     from nurture.tools.local.runtime import LocalStack
     from nurture.tools.local.server import LocalServer
 
-    content = STARTER_PROGRAMME.parent
-    read_programme(args.programme)  # fail fast, with the programme's own errors
+    content = getattr(args, "content", None) or STARTER_PROGRAMME.parent
+    read_programme(args.programme or content / "programme.yaml")  # fail fast, with the programme's own errors
     if args.programme is not None:
         copy = Path(tempfile.mkdtemp(prefix="nurture-content-"))
         shutil.copytree(content, copy, dirs_exist_ok=True)
@@ -248,9 +288,18 @@ def _local(args: argparse.Namespace) -> int:
     import threading
     from datetime import UTC
 
+    from nurture.domain.lint import errors, lint
+    from nurture.tools.content_lint import print_problems, read_folder
+
     manual_start = (args.start or datetime.now(UTC)) if args.clock == "manual" else None
+    watched = args.content or STARTER_PROGRAMME.parent
+    problems = errors(lint(read_folder(watched, args.programme)))
+    if problems:  # the stack starts from content that passes the checks it applies to every later change
+        print_problems(problems, sys.stderr)
+        return 1
     print("starting the local stack (moto as AWS)...", file=sys.stderr)
     stack, server = _start_stack(args, manual_start)
+    stop_watching = stack.watch_content(watched, lambda line: print(line, file=sys.stderr, flush=True))
     from nurture.tools.rebuild import remove_local_state, write_local_state
 
     write_local_state(server.url, stack.endpoint, os.environ["AWS_REGION"])  # found by `nurture rebuild`
@@ -272,6 +321,7 @@ def _local(args: argparse.Namespace) -> int:
         pass
     finally:
         print("stopping...", file=sys.stderr)
+        stop_watching.set()
         remove_local_state()
         server.stop()
         stack.stop()

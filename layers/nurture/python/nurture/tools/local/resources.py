@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,13 @@ CONTENT_BUCKET = "nurture-content-local"
 FROM_ADDRESS = "nurture@example.com"
 WRITE_KEYS_SECRET = "nurture/write-keys"  # noqa: S105 - the name of the secret, not its value
 BUS_TAP_QUEUE = "nurture-local-bus-tap"
+# moto cannot invoke Lambda: the content bucket's S3 events (under incoming/) go to this queue, and the operations
+# topic is subscribed by the other, so the local stack invokes the content check and shows what the topic received.
+CONTENT_EVENTS_QUEUE = "nurture-local-content-events"
+OPERATIONS_TAP_QUEUE = "nurture-local-operations-tap"
+SIGNING_KEY_SECRET = "nurture/signing-key"  # noqa: S105 - the name of the secret, not its value
+# Until `nurture local`'s HTTP server has its port (`LocalStack.serve_at`), links point at the default one.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
 
 def _strings(*names: str) -> list[dict[str, str]]:
@@ -53,6 +61,15 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 
+def content_event_pattern(bucket: str) -> dict[str, Any]:
+    """The S3 events the content check gets: a file written or deleted under `incoming/` (the CDK app's rule too)."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": list(c.CONTENT_EVENT_DETAIL_TYPES),
+        "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": c.CONTENT_INCOMING_PREFIX}]}},
+    }
+
+
 def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
     """Create every resource; returns the environment the handlers read their settings from."""
     ddb = clients("dynamodb")
@@ -64,9 +81,12 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
 
     s3 = clients("s3")
     s3.create_bucket(Bucket=CONTENT_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    # As the CDK app seeds it: the starter (linted by the tests) both live and as marketers' working copy in incoming/.
     for path in sorted(content_root.rglob("*")):
         if path.is_file() and path.suffix in (".yaml", ".md"):
-            s3.put_object(Bucket=CONTENT_BUCKET, Key=path.relative_to(content_root).as_posix(), Body=path.read_bytes())
+            key = path.relative_to(content_root).as_posix()
+            for prefix in ("", c.CONTENT_INCOMING_PREFIX):
+                s3.put_object(Bucket=CONTENT_BUCKET, Key=prefix + key, Body=path.read_bytes())
 
     sqs = clients("sqs")
     dlq = sqs.create_queue(QueueName=c.SEND_DLQ)["QueueUrl"]
@@ -80,6 +100,28 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
     )["QueueUrl"]
     # The scorer's on-failure destination: the local stack sends it what Lambda would about a discarded batch.
     sqs.create_queue(QueueName=c.SCORER_DLQ)
+
+    # The bucket sends its events to EventBridge; a rule on the default bus, as the CDK app's, picks the incoming/ ones.
+    content_events = sqs.create_queue(QueueName=CONTENT_EVENTS_QUEUE)["QueueUrl"]
+    content_events_arn = sqs.get_queue_attributes(QueueUrl=content_events, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.put_bucket_notification_configuration(
+        Bucket=CONTENT_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    clients("events").put_rule(
+        Name="local-content-check", EventPattern=json.dumps(content_event_pattern(CONTENT_BUCKET))
+    )
+    clients("events").put_targets(
+        Rule="local-content-check", Targets=[{"Id": "content-check", "Arn": content_events_arn}]
+    )
+    sns = clients("sns")
+    operations_topic = sns.create_topic(Name=c.OPERATIONS_TOPIC)["TopicArn"]
+    operations_tap = sqs.create_queue(QueueName=OPERATIONS_TAP_QUEUE)["QueueUrl"]
+    operations_tap_arn = sqs.get_queue_attributes(QueueUrl=operations_tap, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=operations_topic, Protocol="sqs", Endpoint=operations_tap_arn)
 
     events = clients("events")
     events.create_event_bus(Name=c.EVENT_BUS)
@@ -96,6 +138,10 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
     clients("secretsmanager").create_secret(
         Name=WRITE_KEYS_SECRET, SecretString=json.dumps({"write_keys": [write_key]})
     )
+    # A new random key each start, as CDK generates one per deployment: links from an earlier run do not verify.
+    clients("secretsmanager").create_secret(
+        Name=SIGNING_KEY_SECRET, SecretString=json.dumps({"signing_key": secrets.token_urlsafe(48)})
+    )
     return {
         c.ENV_EVENTS_TABLE: c.EVENTS_TABLE,
         c.ENV_LEADS_TABLE: c.LEADS_TABLE,
@@ -106,6 +152,9 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
         c.ENV_SES_CONFIGURATION_SET: c.SES_CONFIGURATION_SET,
         c.ENV_FROM_ADDRESS: FROM_ADDRESS,
         c.ENV_WRITE_KEYS_SECRET: WRITE_KEYS_SECRET,
+        c.ENV_SIGNING_KEY_SECRET: SIGNING_KEY_SECRET,
+        c.ENV_PUBLIC_URL: DEFAULT_PUBLIC_URL,
         c.ENV_ALLOWED_ORIGINS: os.environ.get(c.ENV_ALLOWED_ORIGINS, ""),  # none unless the shell sets some
         c.ENV_DUE_SHARDS: str(c.DUE_SHARDS),
+        c.ENV_OPERATIONS_TOPIC_ARN: operations_topic,
     }

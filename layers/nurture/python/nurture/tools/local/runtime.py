@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import message_from_string
+from email import message_from_string, policy
+from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,6 +51,8 @@ class ReceivedEmail:
     message_id: str
     to: tuple[str, ...]
     subject: str
+    headers: dict[str, str] = field(default_factory=dict)  # the top-level MIME headers (a raw email only)
+    html: str | None = None
 
 
 def _received(message: Any) -> ReceivedEmail:
@@ -57,11 +60,17 @@ def _received(message: Any) -> ReceivedEmail:
     destinations = message.destinations
     if isinstance(destinations, dict):
         to = tuple(destinations.get("ToAddresses", []))
-        subject = message.subject
-    else:
-        to = tuple(destinations)
-        subject = message_from_string(message.raw_data).get("Subject", "")
-    return ReceivedEmail(message_id=message.id, to=to, subject=subject)
+        return ReceivedEmail(message_id=message.id, to=to, subject=message.subject, html=message.body)
+    parsed = message_from_string(message.raw_data, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    body = parsed.get_body(preferencelist=("html",))
+    return ReceivedEmail(
+        message_id=message.id,
+        to=tuple(destinations),
+        subject=str(parsed.get("Subject", "")),
+        headers={name: str(value) for name, value in parsed.items()},
+        html=body.get_content() if isinstance(body, EmailMessage) else None,
+    )
 
 
 @dataclass
@@ -71,6 +80,8 @@ class Captured:
     # What the scorer's event source mapping discarded to the scorer DLQ and the send queue's redrive policy moved
     # to the send DLQ, in the order they were given up on: see `LocalStack.dead_letters`.
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    # What the operations topic received from the content check: each rejected upload, with why and how to fix it.
+    content_rejections: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,8 @@ class LocalStack:
         )["Attributes"]["QueueArn"]
         self.tap_url = self.client("sqs").get_queue_url(QueueName=resources.BUS_TAP_QUEUE)["QueueUrl"]
         self.scorer_dlq_url = self.client("sqs").get_queue_url(QueueName=c.SCORER_DLQ)["QueueUrl"]
+        self.content_events_url = self.client("sqs").get_queue_url(QueueName=resources.CONTENT_EVENTS_QUEUE)["QueueUrl"]
+        self.operations_tap_url = self.client("sqs").get_queue_url(QueueName=resources.OPERATIONS_TAP_QUEUE)["QueueUrl"]
         return self
 
     def stop(self) -> None:
@@ -164,6 +177,13 @@ class LocalStack:
             urllib.request.urlopen(reset).close()  # noqa: S310 - loopback only
             self._server.stop()
             self._server = None
+
+    def serve_at(self, url: str) -> None:
+        """Point the links in emails (unsubscribe) at `url`, where `nurture local`'s HTTP server listens: the port
+        is known only once the server is bound, after the stack started."""
+        with self.lock:
+            self._set_env({c.ENV_PUBLIC_URL: url})
+            wiring.reset()
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -189,7 +209,7 @@ class LocalStack:
         total = 0
         with self.lock:
             while True:
-                done = self._pump_stream() + self._pump_queue() + self._pump_bus_tap()
+                done = self._pump_content_events() + self._pump_stream() + self._pump_queue() + self._pump_bus_tap()
                 total += done
                 if done == 0:
                     return total
@@ -240,11 +260,11 @@ class LocalStack:
     def outbox(self) -> list[dict[str, Any]]:
         """Every email SES accepted, in order, joined with the send record the sender wrote with SES's message id.
 
-        To and subject are what SES received. moto keeps neither an email's tags nor when it was sent, so the
-        lead, sequence, email and time come from the lead's send record whose `provider_id` is the email's
-        message id. An email with no such record (one of two copies of an email: the record keeps the last one's
-        id; or an email whose record was never written) is still listed, with those fields null: the outbox
-        never hides what SES sent.
+        To, subject and headers (List-Unsubscribe...) are what SES received. moto keeps neither an email's tags nor
+        when it was sent, so the lead, sequence, email, time and subject variant come from the lead's send record
+        whose `provider_id` is the email's message id. An email with no such record (one of two copies of an email:
+        the record keeps the last one's id; or an email whose record was never written) is still listed, with those
+        fields null: the outbox never hides what SES sent.
         """
         with self.lock:  # between handler invocations: an email accepted by SES has its record written
             emails = self.emails()
@@ -256,19 +276,27 @@ class LocalStack:
                 {
                     "to": mail.to[0] if mail.to else None,
                     "subject": mail.subject,
+                    "variant": record.get("variant"),
                     "sequence": record.get("sequence"),
                     "content_id": record.get("content_id"),
                     "sent_at": record.get("sent_at"),
                     "lead_id": record.get("lead_id"),
                     "message_id": mail.message_id,
+                    "headers": mail.headers,
                 }
             )
         return outbox
 
-    def _send_records(self) -> dict[str, dict[str, str]]:
+    def email_html(self, index: int) -> str | None:
+        """The HTML part of the `index`-th email SES accepted (as in `outbox`); None when there is no such email."""
+        with self.lock:
+            emails = self.emails()
+        return emails[index].html if 0 <= index < len(emails) else None
+
+    def _send_records(self) -> dict[str, dict[str, Any]]:
         """The leads table's send records (`LEAD#<id>`, `SEND#<sequence>#<content_id>`) by SES message id: a scan,
         fine for the local stack, never done by a Lambda."""
-        records: dict[str, dict[str, str]] = {}
+        records: dict[str, dict[str, Any]] = {}
         scan = self.client("dynamodb").get_paginator("scan")
         for page in scan.paginate(
             TableName=c.LEADS_TABLE,
@@ -283,8 +311,93 @@ class LocalStack:
                     "sequence": sequence,
                     "content_id": content_id,
                     "sent_at": datetime.fromisoformat(item["sent_at"]["S"]).isoformat(),
+                    # The subject variant (A/B) the lead got; 0 for records written before variants existed.
+                    "variant": int(next(iter(item["variant"].values()))) if "variant" in item else 0,
                 }
         return records
+
+    # --- content, as marketers change it ----------------------------------------------------------
+    def upload_content(self, relative: str, text: str | None) -> list[dict[str, Any]]:
+        """Put (or, with None, delete) a file under the content bucket's `incoming/` prefix, as a marketer would, and
+        run what its S3 event triggers: the content check. Returns the rejections the operations topic received."""
+        with self.lock:
+            seen = len(self.captured.content_rejections)
+            key = c.CONTENT_INCOMING_PREFIX + relative
+            s3 = self.client("s3")
+            if text is None:
+                s3.delete_object(Bucket=resources.CONTENT_BUCKET, Key=key)
+            else:
+                s3.put_object(Bucket=resources.CONTENT_BUCKET, Key=key, Body=text.encode("utf-8"))
+            self.drain()
+            return self.captured.content_rejections[seen:]
+
+    def content_rejections(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.captured.content_rejections)
+
+    def watch_content(self, root: Path, report: Callable[[str], None], interval: float = 1.0) -> threading.Event:
+        """Upload each file saved under `root` (programme.yaml, emails/*.md) to `incoming/`, so the content check
+        publishes it or rejects it, and `report` what happened. Set the returned event to stop watching."""
+        stop = threading.Event()
+
+        def snapshot() -> dict[str, int]:
+            files = [root / c.CONTENT_PROGRAMME_KEY, *sorted((root / "emails").glob("*.md"))]
+            return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in files if p.is_file()}
+
+        def watch() -> None:
+            seen = snapshot()
+            while not stop.wait(interval):
+                try:
+                    now = snapshot()
+                    for relative in sorted(set(seen) | set(now)):
+                        if seen.get(relative) == now.get(relative):
+                            continue
+                        text = (root / relative).read_text(encoding="utf-8") if relative in now else None
+                        rejections = self.upload_content(relative, text)
+                        for rejection in rejections:
+                            report(rejection["message"])
+                        if not rejections:
+                            report(f"content: {relative} {'removed' if text is None else 'saved'}; checked and live")
+                    seen = now
+                except (OSError, UnicodeDecodeError) as error:  # a file half-written or not text: try again later
+                    report(f"content: could not read {root}: {error}")
+
+        threading.Thread(target=watch, name="nurture-content-watch", daemon=True).start()
+        return stop
+
+    def _pump_content_events(self) -> int:
+        """Invoke the content check with each S3 event of the bucket's `incoming/` prefix, as the EventBridge rule does
+        in AWS (moto delivers the bucket's EventBridge events to the rule's queue target instead)."""
+        sqs = self.client("sqs")
+        handled = 0
+        while messages := sqs.receive_message(QueueUrl=self.content_events_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                try:  # the S3 event as EventBridge delivers it to the function
+                    self.invoke("content_check", json.loads(message["Body"]))
+                except Exception as error:
+                    logger.warning("local stack: the content check failed: %s", _describe(error))
+                sqs.delete_message(QueueUrl=self.content_events_url, ReceiptHandle=message["ReceiptHandle"])
+                handled += 1
+        if handled:
+            wiring.content().refresh()  # deployed functions see a published change within CachedContent's re-check
+        return handled + self._pump_operations()
+
+    def _pump_operations(self) -> int:
+        sqs = self.client("sqs")
+        handled = 0
+        while messages := sqs.receive_message(QueueUrl=self.operations_tap_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                envelope = json.loads(message["Body"])  # SNS's notification, as an SQS subscriber gets it
+                self.captured.content_rejections.append(
+                    {"subject": envelope.get("Subject"), "message": envelope["Message"], "at": self.now().isoformat()}
+                )
+                sqs.delete_message(QueueUrl=self.operations_tap_url, ReceiptHandle=message["ReceiptHandle"])
+                handled += 1
+        return handled
 
     # --- what failed -------------------------------------------------------------------------
     def dead_letters(self) -> list[dict[str, Any]]:

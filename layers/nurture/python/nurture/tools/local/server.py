@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import timedelta
 from http import HTTPStatus
@@ -24,6 +25,7 @@ from nurture.tools.local.lambda_events import http_event
 from nurture.tools.local.runtime import LocalStack
 
 MAX_BODY_BYTES = 1024 * 1024
+OUTBOX_HTML = re.compile(r"/_local/outbox/(\d{1,9})\.html")
 
 
 class LocalServer:
@@ -33,6 +35,7 @@ class LocalServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        stack.serve_at(self.url)  # links in emails (unsubscribe) point at this server
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -110,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         try:
+            if method in ("GET", "HEAD") and (match := OUTBOX_HTML.fullmatch(url.path)):
+                self._outbox_html(int(match.group(1)))
+                return
             if url.path.startswith("/_local/"):
                 status, payload = self._local(method, url.path, body)
                 self._reply(status, payload)
@@ -143,6 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
             return HTTPStatus.OK, stack.captured.stage_changes
         if method == "GET" and path == "/_local/dead-letters":
             return HTTPStatus.OK, stack.dead_letters()
+        if method == "GET" and path == "/_local/content-rejections":
+            return HTTPStatus.OK, stack.content_rejections()
         if method == "POST" and path == "/_local/drain":
             stack.drain()
             return HTTPStatus.OK, {"now": stack.now().isoformat()}
@@ -174,6 +182,14 @@ class _Handler(BaseHTTPRequestHandler):
         with self.stack.lock:
             new = EventTable(self.stack.client("dynamodb"), c.EVENTS_TABLE).put(stored)
         return HTTPStatus.OK, {"stored": new}
+
+    def _outbox_html(self, index: int) -> None:
+        """The HTML part of the index-th email in `GET /_local/outbox`, to open in a browser."""
+        html = self.stack.email_html(index)
+        if html is None:
+            self._reply(HTTPStatus.NOT_FOUND, {"message": f"no email {index} with an HTML part in the outbox"})
+            return
+        self._send(int(HTTPStatus.OK), html.encode(), {"content-type": "text/html; charset=utf-8"})
 
     def _reply(self, status: HTTPStatus, payload: Any) -> None:
         self._send(int(status), json.dumps(payload, default=str).encode(), {"content-type": "application/json"})

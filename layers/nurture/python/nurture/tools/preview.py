@@ -1,0 +1,68 @@
+"""`nurture content preview EMAIL_ID`: one email as a lead would get it, rendered exactly as the sender renders it.
+
+Prints each subject line (A/B variants numbered), the preheader and the plain-text part; `--out` writes the HTML
+for a browser. Exit 1, saying why, for an unknown email, a broken one, or a lead file that is not a lead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from nurture.domain.content import ContentError, parse_email
+from nurture.domain.messages import LeadTraits
+from nurture.domain.programme import load_programme
+from nurture.domain.rendering import render, sample_context
+
+# Who the preview is for without --lead: some traits known, some not (so the profiling ask shows).
+SAMPLE_LEAD = LeadTraits(first_name="Ada", company="Northwind", industry="software")
+
+
+def main(args: argparse.Namespace) -> int:
+    content: Path = args.content
+    email_id = str(args.email_id).removesuffix(".md")
+    programme_path = content / "programme.yaml"
+    programme = load_programme(programme_path.read_text(encoding="utf-8"), source=str(programme_path))
+    email_path = content / "emails" / f"{email_id}.md"
+    if not email_path.is_file():
+        known = sorted(p.stem for p in (content / "emails").glob("*.md"))
+        print(f"nurture: no email {email_id!r} in {content / 'emails'}", file=sys.stderr)
+        print(f"  Known emails: {', '.join(known) or 'none'}", file=sys.stderr)
+        return 1
+    try:
+        traits = _traits(args.lead)
+    except ValueError as error:
+        print(f"nurture: {args.lead} is not a lead's traits: {error}", file=sys.stderr)
+        return 1
+    try:
+        email = parse_email(email_path.read_text(encoding="utf-8"), str(email_path))
+        variants = [
+            render(email, traits, sample_context(programme, variant=n)) for n in range(len(email.meta.subject_options))
+        ]
+    except ContentError as error:
+        print(f"nurture: {error}", file=sys.stderr)
+        return 1
+    rendered = variants[0]
+    for variant in variants:
+        print(f"Subject (variant {variant.variant} of {len(variants)}): {variant.subject}")
+    print(f"Preheader: {rendered.preheader}")
+    print()
+    print(rendered.text, end="")
+    if args.out is not None:
+        out: Path = args.out
+        out.write_text(rendered.html, encoding="utf-8")
+        print(f"\nHTML (variant 0) written to {out}", file=sys.stderr)
+    return 0
+
+
+def _traits(path: Path | None) -> LeadTraits:
+    if path is None:
+        return SAMPLE_LEAD
+    try:
+        return LeadTraits.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, ValidationError) as error:
+        raise ValueError(str(error).splitlines()[0] if isinstance(error, ValidationError) else str(error)) from error
