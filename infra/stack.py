@@ -65,6 +65,10 @@ class NurtureStack(cdk.Stack):
         # The API verifies unsubscribe links (the sender, which signs them, is granted in Dispatch).
         self.dispatch.unsubscribe_signing_key.grant_read(self.ingest.function)
         self.content_check = ContentCheck(self, "ContentCheck", layer=self.layer, content=self.content)
+        # The sender tells operations, once per email version, when an email does not render for a lead.
+        operations_topic = self.content_check.topic.topic_arn
+        self.dispatch.sender.function.add_environment(c.ENV_OPERATIONS_TOPIC_ARN, operations_topic)
+        self.dispatch.sender.grant(["sns:Publish"], [operations_topic])
         self.functions: dict[str, NurtureFunction] = {
             "ingest": self.ingest.handler,
             "scorer": self.scoring.handler,

@@ -174,3 +174,13 @@ def fake_ports(content_root: Path = ROOT / "content") -> Ports:
 
 def fake_content(ports: Ports) -> CachedContent:
     return CachedContent(ports.content, recheck_seconds=0)
+
+
+@dataclass
+class FakeNotifier:
+    """The operations topic: what it was told, in order."""
+
+    published: list[tuple[str, str]] = field(default_factory=list)
+
+    def publish(self, subject: str, message: str) -> None:
+        self.published.append((subject, message))

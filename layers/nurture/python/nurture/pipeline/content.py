@@ -54,6 +54,11 @@ class CachedContent:
         with self._lock:
             self._cache = {key: (etag, parsed, float("-inf")) for key, (etag, parsed, _) in self._cache.items()}
 
+    def version(self, content_id: str) -> str:
+        """The version (ETag) of the email as last read: the same text, the same version."""
+        cached = self._cache.get(f"{CONTENT_EMAILS_PREFIX}{content_id}.md")
+        return cached[0].strip('"') if cached else ""
+
     def email(self, content_id: str) -> Email:
         key = f"{CONTENT_EMAILS_PREFIX}{content_id}.md"
         email: Email = self._get(key, lambda text: parse_email(text, key))

@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_INCOMING_PREFIX, CONTENT_PROGRAMME_KEY
 from nurture.domain.lint import ContentFolder, Problem, errors, lint
+from nurture.pipeline.ports import Notifier
 from nurture.runtime.observability import Metric, count, logger
 
 Outcome = Literal["published", "removed", "rejected", "unchanged", "ignored"]
@@ -33,12 +34,6 @@ class ContentStore(Protocol):
     def put(self, key: str, text: str) -> None: ...
 
     def delete(self, key: str) -> None: ...
-
-
-class Notifier(Protocol):
-    """The operations topic."""
-
-    def publish(self, subject: str, message: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,12 @@ class Mailer(Protocol):
         Raises NotSent when it surely did not go out."""
 
 
+class Notifier(Protocol):
+    """The operations topic: what marketers and operators must fix (never a lead's data)."""
+
+    def publish(self, subject: str, message: str) -> None: ...
+
+
 class ContentSource(Protocol):
     def read(self, key: str, etag: str | None = None) -> tuple[str, str] | None:
         """The object's text and ETag, or None when `etag` still matches (unchanged)."""
@@ -202,5 +208,7 @@ class Ports:
     # Signs the unsubscribe and click-through links of emails; deployed: the key in Secrets Manager (wiring).
     # The default, a random key of this process, makes links no other process can verify: fine for tests.
     signer: Signer = field(default_factory=lambda: Signer(secrets.token_bytes(32)))
+    # Where marketers hear of an email that did not render for a lead (None: not told, only counted and logged).
+    operations: Notifier | None = None
     # Where the API answers (the unsubscribe route); deployed: the HTTP API's URL, locally `nurture local`'s.
     public_url: str = "http://127.0.0.1:8080"

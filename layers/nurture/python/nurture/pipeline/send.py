@@ -7,6 +7,7 @@ persistence layer (DynamoDB in AWS) is built by `nurture.runtime.wiring` and inj
 
 from __future__ import annotations
 
+import copy
 import warnings
 from datetime import datetime
 from typing import Literal
@@ -14,11 +15,13 @@ from typing import Literal
 from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from nurture.domain.content import ContentError
+from nurture.domain.journey import EmailSkipped
 from nurture.domain.rendering import RenderContext, RenderedEmail, choose_variant, render
 from nurture.pipeline.content import CachedContent
+from nurture.pipeline.leads import LeadService
 from nurture.pipeline.ports import NotSent, Ports, SendRequest, SentRecord
 from nurture.runtime.observability import Metric, count, logger
 
@@ -26,8 +29,12 @@ from nurture.runtime.observability import Metric, count, logger
 ONE_YEAR = 365 * 24 * 3600
 # The records' keys are `send#<hash of lead, sequence, email>`, whatever the function or module is called.
 KEY_PREFIX = "send"
+BROKEN_KEY_PREFIX = "broken"  # an operations message about a broken email version: once per version
 # The Lambda context is deliberately not registered (see `Sender`), and powertools warns about it on each call.
 warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
+
+
+BROKEN = "broken content"
 
 
 class Delivery(BaseModel):
@@ -35,6 +42,15 @@ class Delivery(BaseModel):
     outcome: Literal["sent", "unconfirmed", "skipped", "blocked"]
     reason: str = ""
     provider_id: str = ""
+    detail: str = Field(default="", description="Why an email did not render: for marketers, never a lead's data")
+
+
+class BrokenEmail(BaseModel):
+    """An email version that did not render for a lead: operations hear of it once per version."""
+
+    content_id: str
+    version: str
+    detail: str
 
 
 def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: datetime) -> Delivery:
@@ -59,8 +75,8 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
         rendered = render(email, lead.traits, context)
     except (ContentError, FileNotFoundError) as error:
         count(Metric.BROKEN_EMAILS)
-        logger.error("email not sent: broken content", extra={"content_id": request.content_id, "error": str(error)})
-        return _skipped("broken content", request)
+        logger.error("email not sent: broken content", extra={**_ids(request), "error": str(error)})
+        return _skipped(BROKEN, request).model_copy(update={"detail": str(error)})
     try:
         provider_id = ports.mailer.send(
             to=lead.email,
@@ -104,6 +120,20 @@ def _record(ports: Ports, request: SendRequest, rendered: RenderedEmail, now: da
         logger.exception("email sent but its send record was not written", extra=_ids(request))
 
 
+def _tell_operations(problem: BrokenEmail, ports: Ports) -> bool:
+    """Tell marketers, on the operations topic, that an email version does not render for some leads."""
+    if ports.operations is None:
+        return False
+    ports.operations.publish(
+        f"Email {problem.content_id} did not render for a lead"[:100],
+        f"The email {problem.content_id} (version {problem.version or 'unknown'}) did not render for a lead, so it "
+        f"was not sent; the lead gets the sequence's next email instead.\n\n{problem.detail}\n\n"
+        "Fix it and upload it again (`nurture content lint` and `nurture content preview` show the problem). "
+        "You hear of each version once.",
+    )
+    return True
+
+
 def _ids(request: SendRequest) -> dict[str, str]:
     return {"lead_id": request.lead_id, "sequence": request.sequence.value, "content_id": request.content_id}
 
@@ -126,6 +156,9 @@ class Sender:
     """
 
     def __init__(self, persistence: BasePersistenceLayer) -> None:
+        # powertools configures a persistence layer once, for the first function that uses it (its key path
+        # included): the operations notice gets its own, unconfigured copy of the same store.
+        notices = copy.copy(persistence)
         config = IdempotencyConfig(event_key_jmespath="[lead_id, sequence, content_id]", expires_after_seconds=ONE_YEAR)
         self._deliver_once = idempotent_function(
             deliver,
@@ -134,6 +167,13 @@ class Sender:
             config=config,
             output_serializer=PydanticSerializer(model=Delivery),
             key_prefix=KEY_PREFIX,
+        )
+        self._tell_operations_once = idempotent_function(
+            _tell_operations,
+            data_keyword_argument="problem",
+            persistence_store=notices,
+            config=IdempotencyConfig(event_key_jmespath="[content_id, version]", expires_after_seconds=ONE_YEAR),
+            key_prefix=BROKEN_KEY_PREFIX,
         )
 
     def send(self, request: SendRequest, ports: Ports, content: CachedContent, now: datetime) -> Delivery:
@@ -146,4 +186,20 @@ class Sender:
                 extra={"lead_id": request.lead_id, "content_id": request.content_id},
             )
             return Delivery(outcome="blocked", reason="already in progress or interrupted")
+        if delivery.reason == BROKEN:
+            # Not counted as sent: the lead gets the sequence's next email. (A redelivery of this request gets the
+            # same Delivery back and repeats both steps, which change nothing the second time.)
+            self._take_back(request, ports, content, now)
+            problem = BrokenEmail(
+                content_id=request.content_id, version=content.version(request.content_id), detail=delivery.detail
+            )
+            self._tell_operations_once(problem=problem, ports=ports)
         return delivery
+
+    @staticmethod
+    def _take_back(request: SendRequest, ports: Ports, content: CachedContent, now: datetime) -> None:
+        skipped = EmailSkipped(sequence=request.sequence, content_id=request.content_id, reason=BROKEN)
+        try:
+            LeadService(ports, content.programme()).apply(request.lead_id, [skipped], now)
+        except Exception:  # the lead keeps the email as decided, and waits for the sequence's next one
+            logger.exception("a broken email could not be taken back from the lead", extra=_ids(request))

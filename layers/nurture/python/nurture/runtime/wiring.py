@@ -70,6 +70,8 @@ def _ports() -> Ports:
         due_shards=s.due_shards,
         signer=SecretSigner(secret_id=s.signing_key_secret),
         public_url=s.public_url,
+        # Only the functions given the topic (the sender, the content check) tell operations anything.
+        operations=SnsNotifier(aws.client("sns"), s.operations_topic_arn) if s.operations_topic_arn else None,
     )
 
 
