@@ -8,6 +8,7 @@ review the diff.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import time
 import tracemalloc
@@ -673,3 +674,14 @@ def test_preview_of_an_unknown_or_broken_email_exits_1_saying_why(
     assert main(["content", "preview", email_id, "--content", str(tmp_path), "--out", str(out)]) == 1
     assert complaint in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_preview_names_each_wrong_trait_of_the_lead_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nurture.tools.cli import main
+
+    lead = tmp_path / "lead.json"
+    lead.write_text(json.dumps({"company_size": "lots", "first_name": 5}), encoding="utf-8")
+    assert main(["content", "preview", "awareness-01-why-drips-stall", "--lead", str(lead)]) == 1
+    err = capsys.readouterr().err
+    assert "company_size: Input should be a valid integer" in err
+    assert "first_name: Input should be a valid string" in err

@@ -133,3 +133,27 @@ _json = st.recursive(
 def test_no_input_raises_anything_but_a_token_error(token: str) -> None:
     with contextlib.suppress(TokenError):
         SIGNER.verify(token, "unsubscribe", T0)
+
+
+@pytest.mark.parametrize("change", ["==", "="])
+def test_a_token_with_padding_added_is_refused(change: str) -> None:
+    token = SIGNER.sign("unsubscribe", LEAD, T0)
+    payload, signature = token.split(".")
+    for changed in (f"{payload}.{signature}{change}", f"{payload}{change}.{signature}"):
+        with pytest.raises(TokenError):
+            SIGNER.verify(changed, "unsubscribe", T0)
+
+
+def test_a_token_spelled_differently_but_decoding_the_same_is_refused() -> None:
+    # The last character of a 43-character signature carries two bits no decoder reads: another character
+    # there decodes to the same bytes, and is still not the token we wrote.
+    token = SIGNER.sign("unsubscribe", LEAD, T0)
+    payload, signature = token.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    index = alphabet.index(signature[-1])
+    twins = [alphabet[(index & ~3) + k] for k in range(4) if (index & ~3) + k != index]
+    same = base64.urlsafe_b64decode(signature + "=")
+    twins = [c for c in twins if base64.urlsafe_b64decode(signature[:-1] + c + "=") == same]
+    assert twins
+    with pytest.raises(TokenError):
+        SIGNER.verify(f"{payload}.{signature[:-1]}{twins[0]}", "unsubscribe", T0)

@@ -197,7 +197,16 @@ BAD_TOKENS = {
     "click-token": lambda ports, lead: token_for(ports, lead, "click"),
     "expired": lambda ports, lead: ports.signer.sign("unsubscribe", lead, T0 - timedelta(days=366)),
     "garbage": lambda ports, lead: "<script>alert(1)</script>",
+    "padded": lambda ports, lead: token_for(ports, lead) + "==",
 }
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_repeated_token_parameter_is_refused(ports: Ports, lead_id: str, method: str) -> None:
+    # API Gateway joins repeated values with commas: "bad,<good>" is no token, whichever value was meant
+    reply = call(method, f"token=bad&token={quote(token_for(ports, lead_id))}", ONE_CLICK, FORM)
+    assert reply.status == 400
+    assert stored_events(ports) == []
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])

@@ -114,6 +114,7 @@ def register(app: APIGatewayHttpResolver) -> None:
     Validation is off for both: a bad token must get this module's page, never powertools' JSON 422 or a 5xx."""
 
     def token_of() -> str:
+        # API Gateway (HTTP API) joins a repeated parameter's values with commas: never a valid token.
         return app.current_event.get_query_string_value("token", "") or ""
 
     def lead_of(token: str) -> str | None:

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -68,6 +69,14 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not text.isascii():
+    """base64url as `_b64` writes it, and only that: one spelling per token, so a token changed in any way
+    (padding added, a character swapped for one that decodes the same) is refused, not quietly accepted."""
+    if not _BASE64URL.fullmatch(text):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical spelling")
+    return data
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")

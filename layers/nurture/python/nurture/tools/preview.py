@@ -64,5 +64,9 @@ def _traits(path: Path | None) -> LeadTraits:
         return SAMPLE_LEAD
     try:
         return LeadTraits.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, ValidationError) as error:
-        raise ValueError(str(error).splitlines()[0] if isinstance(error, ValidationError) else str(error)) from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON: {error}") from error
+    except ValidationError as error:
+        # Each wrong trait by name, as the API's 400 names them: `company_size: Input should be a valid integer`.
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'traits'}: {e['msg']}" for e in error.errors())
+        raise ValueError(problems) from error

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qs
 
 from nurture.tools.local.resources import REGION
 
@@ -72,7 +72,10 @@ def http_event(
         "isBase64Encoded": encoded,
     }
     if query:
-        event["queryStringParameters"] = dict(parse_qsl(query, keep_blank_values=True))
+        # As API Gateway's HTTP API (payload 2.0) does: a repeated parameter's values joined with commas.
+        event["queryStringParameters"] = {
+            name: ",".join(values) for name, values in parse_qs(query, keep_blank_values=True).items()
+        }
     return event
 
 

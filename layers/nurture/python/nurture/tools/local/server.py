@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from datetime import timedelta
@@ -25,7 +26,34 @@ from nurture.tools.local.lambda_events import http_event
 from nurture.tools.local.runtime import LocalStack
 
 MAX_BODY_BYTES = 1024 * 1024
-OUTBOX_HTML = re.compile(r"/_local/outbox/(\d{1,9})\.html")
+OUTBOX_HTML = re.compile(r"/_local/outbox/(0|[1-9]\d{0,8})\.html")
+MAX_ADVANCE = timedelta(days=3660)
+
+
+def _advance(body: bytes) -> timedelta | None:
+    """How far `POST /_local/clock` asks to move, or None for a body that is not `{"advance_days"|"advance_hours":
+    N}` with finite numbers (booleans are not numbers). Out-of-range amounts come back capped just past the limit,
+    so the caller answers 400, never a 500 from `timedelta`'s own limits."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(request, dict):
+        return None
+    hours = 0.0
+    for name, unit in (("advance_days", 24.0), ("advance_hours", 1.0)):
+        value = request.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        try:
+            hours += float(value) * unit
+        except OverflowError:  # an integer too large for a float
+            hours = math.inf if value > 0 else -math.inf
+    if math.isnan(hours):
+        return None
+    if not math.isfinite(hours) or abs(hours) > MAX_ADVANCE / timedelta(hours=1):
+        return MAX_ADVANCE + timedelta(hours=1) if hours > 0 else timedelta(0)
+    return timedelta(hours=hours)
 
 
 class LocalServer:
@@ -157,12 +185,10 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/_local/clock":
             if stack.manual is None:
                 return HTTPStatus.CONFLICT, {"message": "the clock is real: start with --clock manual to move it"}
-            try:
-                request = json.loads(body or b"{}")
-                by = timedelta(days=float(request.get("advance_days", 0)), hours=float(request.get("advance_hours", 0)))
-            except (ValueError, TypeError, AttributeError):
+            by = _advance(body)
+            if by is None:
                 return HTTPStatus.BAD_REQUEST, {"message": 'send {"advance_days": N} or {"advance_hours": N}'}
-            if by <= timedelta(0) or by > timedelta(days=3660):
+            if by <= timedelta(0) or by > MAX_ADVANCE:
                 return HTTPStatus.BAD_REQUEST, {"message": "advance by a positive amount of at most ten years"}
             return HTTPStatus.OK, {"now": stack.advance(by).isoformat()}
         if method == "POST" and path == "/_local/system-event":
