@@ -5,8 +5,10 @@ why not on the operations topic. What the leads get is read where they would get
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +126,81 @@ def test_files_outside_the_content_layout_are_ignored(stack: LocalStack) -> None
     assert stack.upload_content("notes/ideas.txt", "not an email") == []
     assert _live(stack, "notes/ideas.txt") is None
     assert c.CONTENT_INCOMING_PREFIX == "incoming/"
+
+
+# --- `nurture local --content DIR`: the watcher --------------------------------------------------------
+def _watched_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "content"
+    (folder / "emails").mkdir(parents=True)
+    for path in [ROOT / "content" / "programme.yaml", *sorted((ROOT / "content" / "emails").glob("*.md"))]:
+        (folder / path.relative_to(ROOT / "content")).write_bytes(path.read_bytes())
+    return folder
+
+
+def _wait_for(reports: list[str], text: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in reports):
+        assert time.monotonic() < deadline, f"no {text!r} in {reports}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def watched(stack: LocalStack, tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    folder, reports = _watched_copy(tmp_path), list[str]()
+    stop = stack.watch_content(folder, reports.append, interval=0.1)
+    time.sleep(0.3)  # the watcher has taken its first look
+    yield folder, reports
+    stop.set()
+    time.sleep(0.3)
+
+
+def test_a_file_that_is_not_text_is_rejected_once_named_and_holds_nothing_back(
+    stack: LocalStack, watched: tuple[Path, list[str]]
+) -> None:
+    folder, reports = watched
+    stack.upload_content(FIRST, ORIGINAL)  # as the starter, whatever earlier tests left live
+    seen = len(stack.content_rejections())
+    bad = folder / "emails" / "awareness-02-three-buyer-signals.md"
+    assert bad.is_file()
+    bad.write_bytes(bad.read_bytes() + b"\xff\xfe")
+    edited = ORIGINAL.replace("  - Why most nurture drips stall", "  - Why drips stall")
+    (folder / FIRST).write_text(edited)
+
+    _wait_for(reports, f"content: {FIRST} saved; checked and live")
+    _wait_for(reports, "content: emails/awareness-02-three-buyer-signals.md saved; rejected")
+    time.sleep(0.5)  # several more polls: nothing is uploaded again
+
+    [rejection] = stack.content_rejections()[seen:]
+    assert "incoming/emails/awareness-02-three-buyer-signals.md:" in rejection["message"]
+    assert "encoding" in rejection["message"]
+    assert sum(f"{FIRST} saved; checked and live" in line for line in reports) == 1
+    assert not any("could not read" in line for line in reports)
+    assert _live(stack, FIRST) == edited
+    stack.upload_content(FIRST, ORIGINAL)
+
+
+def test_the_console_says_what_happened_to_new_and_deleted_files(
+    stack: LocalStack, watched: tuple[Path, list[str]]
+) -> None:
+    folder, reports = watched
+    new = folder / "emails" / "awareness-09-new.md"
+    new.write_text(
+        ORIGINAL.replace("id: awareness-01-why-drips-stall", "id: awareness-09-new").replace(
+            "cta: read", "cta: book_demo"
+        )
+    )
+    _wait_for(reports, "content: emails/awareness-09-new.md saved; rejected")
+    _wait_for(reports, "nothing was live before")
+    assert not any("awareness-09-new.md was not published: the last good version" in line for line in reports)
+
+    new.unlink()
+    _wait_for(reports, "content: emails/awareness-09-new.md removed; it was never live, so nothing changed")
+
+    (folder / FIRST).unlink()
+    _wait_for(reports, f"content: {FIRST} removed; refused")
+    _wait_for(reports, "the programme still lists it, so it cannot be deleted")
+    message = next(line for line in reports if f"The deletion of incoming/{FIRST} was refused" in line)
+    assert "remove `awareness-01-why-drips-stall` from the programme first" in message
+    assert "add emails/" not in message
+    assert _live(stack, FIRST) is not None
+    stack.upload_content(FIRST, ORIGINAL)

@@ -321,7 +321,12 @@ def test_an_email_listed_under_another_sequence_is_an_error(starter_folder: Cont
 
 
 def test_unknown_topics_and_personas_are_errors(starter_folder: ContentFolder) -> None:
-    folder = _edit(starter_folder, AWARENESS, "cta: none", "cta: none\ntopics: [seo, gardening]\npersonas: [pirate]")
+    folder = _edit(
+        starter_folder,
+        AWARENESS,
+        "topics: [lead_scoring]\npersonas: [practitioner]",
+        "topics: [seo, gardening]\npersonas: [pirate]",
+    )
     problems = lint(folder)
     assert "gardening" in _only(problems, "unknown-topic")[0].message
     assert "pirate" in _only(problems, "unknown-persona")[0].message
@@ -513,3 +518,139 @@ def test_an_upload_that_is_not_text_is_rejected() -> None:
 
     assert (checked.outcome, checked.problems[0].rule) == ("rejected", "encoding")
     assert bucket.get(f"emails/{AWARENESS}.md") is not None
+
+
+# --- Found by trying the tools as a marketer ----------------------------------------------------------
+def test_a_file_that_is_not_utf8_is_an_encoding_error_and_the_rest_is_still_linted(content_copy: Path, capsys) -> None:
+    bad = content_copy / "emails" / "awareness-01-why-drips-stall.md"
+    bad.write_bytes(bad.read_bytes() + b"\xff\xfe")
+    pushy = content_copy / "emails" / f"{AWARENESS}.md"
+    pushy.write_text(pushy.read_text().replace("Best wishes,", "Book a demo now.\n\nBest wishes,"))
+    lines = len(bad.read_bytes().splitlines())
+
+    assert main(["content", "lint", str(content_copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:{lines}: encoding: the file is not UTF-8 text" in out
+    assert "awareness-sales-cta" in out  # the other files are still linted
+    assert "unknown-email" not in out  # the file is there
+
+    assert main(["programme", "check", str(content_copy / "programme.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:{lines}: encoding:" in out
+    assert "unknown-email" not in out
+
+
+def test_a_file_with_bad_front_matter_is_not_also_reported_missing(starter_folder: ContentFolder) -> None:
+    folder = _edit(starter_folder, AWARENESS, "cta: none", "cta: none\nsubjekt: typo")
+    problems = lint(folder)
+    assert [p.rule for p in errors(problems)] == ["front-matter"]
+    assert problems[0].message == "`subjekt` is not a front matter key"
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        "If you want, book a\ncall today.",
+        "Book&nbsp;a call today.",
+        "Let's hop on a call.",
+        "Grab 15 minutes on my calendar: https://calendly.com/x",
+        "Pick a time that suits: https://meetings.hubspot.com/ada",
+        "See <https://cal.com/ada/intro>.",
+        "Here: https://acme.chilipiper.com/book/me",
+    ],
+)
+def test_sales_asks_are_found_as_the_reader_sees_them(starter_folder: ContentFolder, ask: str) -> None:
+    folder = _edit(starter_folder, AWARENESS, "Best wishes,", f"Ready?\n{ask}\n\nBest wishes,")
+    problems = _only(lint(folder), "awareness-sales-cta")
+    assert problems[0].line == _line_of(folder, _path(AWARENESS), ask.splitlines()[0])
+
+
+def test_a_quoted_phrase_wrapped_over_two_lines_is_still_talked_about(starter_folder: ContentFolder) -> None:
+    folder = _edit(starter_folder, AWARENESS, "Best wishes,", 'A "book a\ncall" CTA too early ends it.\n\nBest wishes,')
+    assert lint(folder) == []
+
+
+@pytest.mark.parametrize(
+    ("expression", "fix"),
+    [
+        ("{{ 1/0 }}", "do not calculate"),
+        ("{% for x in 'x' * 30000 %}{{ x }}{% endfor %}", "keep the template simple"),
+        ("{{ 'x' * 200000 }}", "keep the template simple"),
+        ("{{ sender.name.__class__ }}", "internals"),
+    ],
+)
+def test_a_render_error_points_at_its_file_line_with_a_fix_for_its_kind(
+    starter_folder: ContentFolder, expression: str, fix: str
+) -> None:
+    folder = _edit(starter_folder, AWARENESS, "Best wishes,", f"Some text.\n\n{expression}\n\nBest wishes,")
+    [problem] = _only(lint(folder), "render")
+    assert problem.line == _line_of(folder, _path(AWARENESS), expression)
+    assert "body line" not in problem.message
+    assert fix in problem.fix
+
+
+def test_a_cta_url_that_is_not_https_is_reported_once(starter_folder: ContentFolder) -> None:
+    folder = _edit(
+        starter_folder, CONSIDERATION, "https://example.com/stories/moving-off-the-calendar", "http://example.com/s"
+    )
+    assert [p.rule for p in errors(lint(folder))] == ["link"]
+
+
+def test_a_link_with_parentheses_is_named_whole(starter_folder: ContentFolder) -> None:
+    folder = _edit(starter_folder, AWARENESS, "Best wishes,", "Read [x](javascript:alert(1)) later.\n\nBest wishes,")
+    assert "`javascript:alert(1)`" in _only(lint(folder), "link")[0].message
+
+
+def test_a_closed_stdout_ends_the_command_quietly() -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "nurture.tools.cli", "programme", "check", str(CONTENT / "programme.yaml")]
+    result = subprocess.run(
+        f"{' '.join(command)} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.count("\n") == 1
+    assert result.stderr == ""
+
+
+def test_preview_of_an_email_that_fails_lint_exits_1_naming_the_problems(content_copy: Path, capsys) -> None:
+    email = content_copy / "emails" / f"{AWARENESS}.md"
+    email.write_text(
+        email.read_text().replace("Best wishes,", "{{ lead }} {{ sender }} {{ lead.items() }}\n\nBest wishes,")
+    )
+    out = content_copy / "out.html"
+
+    assert main(["content", "preview", AWARENESS, "--content", str(content_copy), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "would not go live" in captured.err
+    assert "template-variable: `lead` is used whole" in captured.err
+    assert "{'" not in captured.out + captured.err  # no internal data
+    assert not out.exists()
+
+
+def test_the_starter_serves_every_topic_it_defines_where_it_can(content_copy: Path, capsys) -> None:
+    assert main(["programme", "check", str(content_copy / "programme.yaml")]) == 0
+    gaps = capsys.readouterr().out.split("Topics with no email in a sequence")[1].split("\n\n")[0]
+    assert "  lead_scoring: re_engagement" in gaps.splitlines()
+    personas = {
+        persona
+        for text in read_folder(CONTENT).emails.values()
+        for persona in ("executive", "practitioner")
+        if f"personas: [{persona}]" in text
+    }
+    assert personas == {"executive", "practitioner"}
+
+
+def test_the_guide_s_example_email_is_a_real_starter_file() -> None:
+    import yaml
+
+    guide = (ROOT / "docs" / "content.md").read_text()
+    example = guide.split("```markdown\n", 1)[1].split("```", 1)[0]
+    front = yaml.safe_load(example.split("---\n")[1])
+    real = (CONTENT / "emails" / f"{front['id']}.md").read_text()
+    assert front == yaml.safe_load(real.split("---\n")[1])
+    assert example.split("---\n", 2)[2].split("...")[0].rstrip(" .") in real

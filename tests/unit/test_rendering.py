@@ -655,7 +655,7 @@ def test_preview_prints_every_subject_the_preheader_and_the_text_and_writes_the_
     [
         pytest.param("no-such-email", None, "no email 'no-such-email'", id="unknown"),
         pytest.param(
-            "broken", "{{ lead.favourite_colour }}", "email broken does not render (body line 1)", id="broken"
+            "broken", "{{ lead.favourite_colour }}", "6: template-variable: `lead.favourite_colour`", id="broken"
         ),
     ],
 )

@@ -7,10 +7,11 @@ problems, each with its file, line, rule, severity and how to fix it. The CLI (`
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ from nurture.domain.programme import (
     _line_finder,
     load_programme,
 )
-from nurture.domain.rendering import SAMPLE_UNSUBSCRIBE_URL, RenderContext, render, sample_context
+from nurture.domain.rendering import SAMPLE_UNSUBSCRIBE_URL, RenderContext, TemplateFailure, render, sample_context
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -55,14 +56,27 @@ _SALES_ASK = re.compile(
     r"(?:(?:free|quick|short|live|personal(?:i[sz]ed)?|discovery|sales|intro(?:ductory)?|\d+[- ]minute)\s+)*"
     r"(?:demo|demonstration|call|meeting|consultation|walkthrough)s?\b"
     r"|\b(?:talk|speak)\s+(?:to|with)\s+(?:our\s+|a\s+|the\s+)?sales\b"
-    r"|\bcontact\s+(?:our\s+)?sales\b",
+    r"|\bcontact\s+(?:our\s+)?sales\b"
+    r"|\b(?:hop|jump|get)\s+on\s+(?:a\s+)?(?:quick\s+|short\s+|brief\s+)?(?:call|zoom|teams\s+call|meeting|demo)\b"
+    r"|\b(?:grab|book|schedule|find|take|give\s+(?:me|us))\s+(?:\d+|a\s+few|ten|fifteen|twenty|thirty)\s*"
+    r"(?:minutes|mins?)\b"
+    r"|\b(?:book|pick|choose|find|grab)\s+(?:a\s+)?(?:time|slot)\s+(?:on|in|with|that)\b"
+    r"|\b(?:on|in|from)\s+(?:my|our)\s+calendar\b"
+    r"|\bschedule\s+(?:some\s+)?time\s+with\b",
     re.IGNORECASE,
 )
+# Scheduling pages: a link to one is a request for a meeting, whatever its words say.
+_SCHEDULING_HOSTS = (
+    r"calendly\.com|meetings(?:-[a-z0-9]+)?\.hubspot\.com|(?<![\w.-])cal\.com|chilipiper\.com|savvycal\.com"
+    r"|tidycal\.com|zcal\.co|youcanbook\.me|acuityscheduling\.com|calendar\.app\.google|calendar\.google\.com"
+)
+_SCHEDULING_LINK = re.compile(rf"(?:https?://|www\.|\b)(?:[\w-]+\.)*(?:{_SCHEDULING_HOSTS})\S*", re.IGNORECASE)
 _SALES_URL = re.compile(
-    r"\bdemos?\b|calendly\.com|\bbook-?a-?(?:call|demo|meeting)\b|/(?:contact-)?sales(?:[/?#]|$)", re.IGNORECASE
+    rf"\bdemos?\b|{_SCHEDULING_HOSTS}|\bbook-?a-?(?:call|demo|meeting)\b|/(?:contact-)?sales(?:[/?#]|$)",
+    re.IGNORECASE,
 )
 _QUOTES = "\"'“”‘’«»"  # noqa: RUF001 - the quotes a marketer may type
-_MARKDOWN_LINK = re.compile(r"\]\(\s*<?([^)>\s]*)[^)]*\)")
+_MARKDOWN_LINK = re.compile(r"\]\(\s*<?((?:[^()<>\s]|\([^()\s]*\))*)[^)]*\)")  # one level of (...) in an address
 _REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S*?)>?(?:\s|$)", re.MULTILINE)
 _AUTOLINK = re.compile(r"<([a-zA-Z][a-zA-Z0-9+.-]*:[^>\s]*)>")
 _BARE_URL = re.compile(r"(?<![(<\[\w])\b((?:https?|ftp)://[^\s)>\]]+|www\.[^\s)>\]]+)", re.IGNORECASE)
@@ -95,6 +109,18 @@ class ContentFolder:
     programme: str | None
     emails: Mapping[str, str]
     programme_path: str = "programme.yaml"
+    # Files present but not UTF-8 text: path -> (line, what is wrong). Reported as `encoding`, not as missing.
+    not_text: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def decode(data: bytes) -> str | tuple[int, str]:
+    """A file's text, or where it stops being UTF-8: (line, message) for `ContentFolder.not_text`."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        return line, f"the file is not UTF-8 text (byte 0x{data[error.start]:02x} at column {column})"
 
 
 @dataclass
@@ -115,16 +141,23 @@ def errors(problems: list[Problem]) -> list[Problem]:
 
 def lint(folder: ContentFolder) -> list[Problem]:
     """Every problem in the folder, sorted by file and line."""
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem(path, line, "encoding", "error", message, _ENCODING_FIX)
+        for path, (line, message) in folder.not_text.items()
+    ]
     programme, programme_lines = _load_programme(folder, problems)
     emails: dict[str, _EmailFile] = {}
+    # Files that exist but could not be read as an email: their problem is reported; they are not "missing".
+    unreadable = {PurePosixPath(path).stem for path in folder.not_text}
     for path, text in sorted(folder.emails.items()):
         parsed = _parse_email(path, text, problems)
         if parsed is not None:
             problems.extend(_check_email(parsed, programme))
             emails[parsed.email.meta.id] = parsed
+        else:
+            unreadable.add(PurePosixPath(path).stem)
     if programme is not None:
-        problems.extend(_check_folder(folder.programme_path, programme, programme_lines, emails))
+        problems.extend(_check_folder(folder.programme_path, programme, programme_lines, emails, unreadable))
     return sorted(set(problems))
 
 
@@ -153,7 +186,8 @@ def topic_gaps(folder: ContentFolder) -> dict[str, list[Stage]]:
 def _load_programme(folder: ContentFolder, problems: list[Problem]) -> tuple[Programme | None, Any]:
     path, text = folder.programme_path, folder.programme
     if text is None:
-        problems.append(Problem(path, 1, "programme", "error", "the folder has no programme file", f"add {path}"))
+        if path not in folder.not_text:  # a programme that is not text is reported as `encoding`
+            problems.append(Problem(path, 1, "programme", "error", "the folder has no programme file", f"add {path}"))
         return None, None
     lines = _line_finder(text)
     try:
@@ -175,7 +209,9 @@ def _yaml_error_line(text: str) -> int | None:
     return None
 
 
-def _check_folder(path: str, programme: Programme, lines: Any, emails: dict[str, _EmailFile]) -> Iterator[Problem]:
+def _check_folder(
+    path: str, programme: Programme, lines: Any, emails: dict[str, _EmailFile], unreadable: set[str]
+) -> Iterator[Problem]:
     listed: dict[str, Stage] = {}
     sender_line = lines(("sender", "postal_address")) or 1
     if not programme.sender.postal_address.strip():
@@ -192,6 +228,8 @@ def _check_folder(path: str, programme: Programme, lines: Any, emails: dict[str,
         list_line = lines(("sequences", stage.value, "emails")) or 1
         for index, email_id in enumerate(sequence.emails):
             listed.setdefault(email_id, stage)
+            if email_id in unreadable:
+                continue  # the file is there; its own problem (front matter, encoding) is reported on it
             if email_id not in emails:
                 yield Problem(
                     path,
@@ -337,7 +375,9 @@ def _parse_email(path: str, text: str, problems: list[Problem]) -> _EmailFile | 
                     front_lines.get(key, 2),
                     "front-matter",
                     "error",
-                    f"{key or 'front matter'}: {_pydantic_message(issue)}",
+                    _pydantic_message(issue)
+                    if issue["type"] == "extra_forbidden"
+                    else f"{key or 'front matter'}: {_pydantic_message(issue)}",
                     _FRONT_MATTER_FIXES.get(issue["type"], "see docs/content.md for every front matter key"),
                 )
             )
@@ -345,6 +385,7 @@ def _parse_email(path: str, text: str, problems: list[Problem]) -> _EmailFile | 
     return _EmailFile(path, Email(meta=meta, body=body), front_lines, body_line)
 
 
+_ENCODING_FIX = "save the file as UTF-8 text (in most editors: Save with Encoding, UTF-8)"
 _YAML_FIX = "check the indentation and quoting on that line (quote a value that contains `: ` or starts with `'`)"
 _FRONT_MATTER_FIXES = {
     "extra_forbidden": "remove it, or check its spelling (docs/content.md lists every key)",
@@ -361,7 +402,7 @@ _FRONT_MATTER_FIXES = {
 def _pydantic_message(issue: Any) -> str:
     message = str(issue["msg"])
     if issue["type"] == "extra_forbidden":
-        return "is not a front matter key"
+        return f"`{issue['loc'][0]}` is not a front matter key" if issue["loc"] else "is not a front matter key"
     return message[0].lower() + message[1:]
 
 
@@ -423,23 +464,49 @@ def _check_ctas(found: _EmailFile) -> Iterator[Problem]:
             f"{a_stage} email asks for a demo or a call (`cta: {meta.cta}`)",
             fix,
         )
-    for phrase in _sales_asks(meta.cta_label):
+    for phrase, _ in _sales_asks(*_reader_text(meta.cta_label, 0)):
         yield Problem(path, found.line_of("cta_label"), rule, "error", f"the CTA says “{phrase}”", fix)
     if meta.cta != "none" and _SALES_URL.search(meta.cta_url):
         yield Problem(
             path, found.line_of("cta_url"), rule, "error", f"the CTA links to a booking page ({meta.cta_url})", fix
         )
-    for offset, line in enumerate(found.email.body.splitlines()):
-        for phrase in _sales_asks(line):
-            yield Problem(path, found.body_line + offset, rule, "error", f"{a_stage} email says “{phrase}”", fix)
+    text, lines = _reader_text(found.email.body, found.body_line)
+    for phrase, line in _sales_asks(text, lines):
+        yield Problem(path, line, rule, "error", f"{a_stage} email says “{phrase}”", fix)
+    for match in _SCHEDULING_LINK.finditer(text):
+        booking = f"{a_stage} email links to a booking page ({match.group(0)})"
+        yield Problem(path, lines[match.start()], rule, "error", booking, fix)
 
 
-def _sales_asks(text: str) -> Iterator[str]:
+def _reader_text(markdown: str, first_line: int) -> tuple[str, list[int]]:
+    """The text as a reader sees it, and the file line of each of its characters: the lines of a paragraph joined
+    (Markdown makes a line break a space), entities such as `&nbsp;` decoded, emphasis marks dropped, every run of
+    whitespace one space. Paragraphs are kept apart by a NUL, which no phrase matches across."""
+    chars: list[str] = []
+    lines: list[int] = []
+    for offset, raw in enumerate(markdown.splitlines()):
+        line = first_line + offset
+        if not raw.strip():
+            if chars and chars[-1] != "\0":
+                chars.append("\0")
+                lines.append(line)
+            continue
+        for char in html.unescape(raw).replace("*", "").replace("_", "") + " ":
+            if char.isspace():
+                if not chars or chars[-1] in " \0":
+                    continue
+                char = " "
+            chars.append(char)
+            lines.append(line)
+    return "".join(chars), lines
+
+
+def _sales_asks(text: str, lines: list[int]) -> Iterator[tuple[str, int]]:
     for match in _SALES_ASK.finditer(text):
         before = text[match.start() - 1] if match.start() > 0 else ""
         after = text[match.end()] if match.end() < len(text) else ""
         if not (before in _QUOTES and before and after in _QUOTES and after):
-            yield match.group(0)
+            yield match.group(0), lines[match.start()]
 
 
 def _check_lengths(found: _EmailFile) -> Iterator[Problem]:
@@ -627,6 +694,10 @@ SAMPLE_LEADS: dict[str, LeadTraits] = {
 def _check_renders(found: _EmailFile, programme: Programme | None) -> Iterator[Problem]:
     if not found.templates_ok:
         return
+    email = found.email
+    if email.meta.cta_url.strip() and _link_problem(email.meta.cta_url.strip()):
+        # the `link` rule reports the address; render with a good one to find any other problem
+        email = replace(email, meta=email.meta.model_copy(update={"cta_url": "https://example.com/"}))
     for variant in range(len(found.email.meta.subject_options)):
         context = (
             sample_context(programme, variant)
@@ -635,18 +706,52 @@ def _check_renders(found: _EmailFile, programme: Programme | None) -> Iterator[P
         )
         for label, traits in SAMPLE_LEADS.items():
             try:
-                render(found.email, traits, context)
+                render(email, traits, context)
+            except TemplateFailure as error:
+                yield Problem(
+                    found.path,
+                    _failure_line(found, error),
+                    "render",
+                    "error",
+                    f"does not render for {label}: {_first_line(error.reason)}",
+                    _RENDER_FIXES.get(error.kind, _RENDER_FIXES["other"]),
+                )
+                return
             except (ContentError, MemoryError, RecursionError) as error:
                 yield Problem(
                     found.path,
                     found.body_line,
                     "render",
                     "error",
-                    f"does not render for {label}: {_first_line(error)}",
-                    'give every lead value a fallback (`{{ lead.company or "your team" }}`) and keep logic simple',
+                    f"does not render for {label}: {_first_line(str(error).split(': ', 1)[-1])}",
+                    _RENDER_FIXES["other"],
                 )
                 return
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:200]
+_RENDER_FIXES = {
+    "missing": 'give every lead value a fallback (`{{ lead.company or "your team" }}`)',
+    "arithmetic": "do not calculate with values that may be missing or zero: write the result, or check the value "
+    "first (`{% if lead.company_size %}`)",
+    "limit": "keep the template simple: loop over fewer items and build shorter text (docs/content.md, Rendering, "
+    "lists the limits)",
+    "memory": "do not build large values: loop over fewer items and build shorter text",
+    "recursion": "remove the template's recursion (a macro or loop that calls itself)",
+    "unsafe": "print only lead and sender fields (`{{ lead.first_name }}`); internals such as `__class__` and methods "
+    "are refused",
+    "other": 'give every lead value a fallback (`{{ lead.company or "your team" }}`) and keep logic simple',
+}
+
+
+def _failure_line(found: _EmailFile, error: TemplateFailure) -> int:
+    """The file line of the template line that failed."""
+    meta = found.email.meta
+    if error.part == "subject":
+        return found.line_of("subjects" if meta.subjects else "subject")
+    if error.part == "preheader":
+        return found.line_of("preheader")
+    return found.body_line + (error.line - 1 if error.line else 0)
+
+
+def _first_line(text: str) -> str:
+    return (text.splitlines() or ["unknown error"])[0][:200]

@@ -481,17 +481,55 @@ def _fill(
             pieces.append(piece)
         return "".join(pieces)
     except Exception as error:  # everything, MemoryError and RecursionError included, is broken content
-        raise ContentError(_explain(email_id, part, error, traits)) from None
+        raise TemplateFailure(
+            _explain(email_id, part, error, traits), part=part, line=_template_line(error), kind=_kind(error)
+        ) from None
+
+
+class TemplateFailure(ContentError):
+    """A template that failed while being filled in: which part, which line of it (from 1, None when unknown) and
+    what kind of failure (`limit`, `memory`, `recursion`, `unsafe`, `missing`, `arithmetic`, `other`), so a
+    checker can point at the line and say how to fix it."""
+
+    def __init__(self, message: str, *, part: str, line: int | None, kind: str) -> None:
+        super().__init__(message)
+        self.part = part
+        self.line = line
+        self.kind = kind
+
+    @property
+    def reason(self) -> str:
+        """The message without the email and the place: what went wrong."""
+        return str(self).split("): ", 1)[-1]  # "email X does not render (body line 7): reason"
+
+
+def _template_line(error: BaseException) -> int | None:
+    from jinja2 import TemplateSyntaxError
+
+    if isinstance(error, TemplateSyntaxError):
+        return error.lineno
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<template>"]
+    return frames[-1].lineno if frames else None
+
+
+def _kind(error: BaseException) -> str:
+    from jinja2 import UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (_LimitExceeded, "limit"),
+        (MemoryError, "memory"),
+        (RecursionError, "recursion"),
+        (SecurityError, "unsafe"),
+        (UndefinedError, "missing"),
+        (ArithmeticError, "arithmetic"),
+    ]
+    return next((kind for types, kind in kinds if isinstance(error, types)), "other")
 
 
 def _explain(email_id: str, part: str, error: BaseException, traits: LeadTraits) -> str:
     """Names the email, the part and the line, never the lead: error texts can quote a value (a name)."""
-    from jinja2 import TemplateSyntaxError
-
-    line = error.lineno if isinstance(error, TemplateSyntaxError) else None
-    if line is None:
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<template>"]
-        line = frames[-1].lineno if frames else None
+    line = _template_line(error)
     where = f"{part} line {line}" if line else part
     if isinstance(error, _LimitExceeded):
         reason = f"the template tries to do too much: {error}"

@@ -10,7 +10,7 @@ operations topic (file, line, rule, fix: content only, never a lead's data).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from nurture.constants import CONTENT_EMAILS_PREFIX, CONTENT_INCOMING_PREFIX, CONTENT_PROGRAMME_KEY
@@ -96,7 +96,7 @@ class ContentCheck:
             text = None if removed else self.store.get(key)
         except UnicodeDecodeError:
             problem = Problem(key, 1, "encoding", "error", "is not UTF-8 text", "save the file as UTF-8 text")
-            return self._reject(key, (problem,), notify)
+            return self._reject(key, (problem,), notify, was_live=target in live)
         if not removed and text is None:
             return Checked(key, "ignored")  # deleted again before this event was handled
         if live.get(target) == text:
@@ -108,7 +108,9 @@ class ContentCheck:
         after = lint(_folder(candidate))
         added = tuple(p for p in errors(after) if (p.file, p.rule, p.message) not in before)
         if added:
-            return self._reject(key, added, notify)
+            if text is None:
+                added = tuple(_refused_deletion(p, target) for p in added)
+            return self._reject(key, added, notify, was_live=target in live, removed=text is None)
         if text is None:
             self.store.delete(target)
             logger.info("content check: removed from the live content", extra={"key": key})
@@ -126,14 +128,16 @@ class ContentCheck:
             self._before = (state, _error_keys(lint(_folder(live))))
         return self._before[1]
 
-    def _reject(self, key: str, problems: tuple[Problem, ...], notify: bool) -> Checked:
+    def _reject(
+        self, key: str, problems: tuple[Problem, ...], notify: bool, *, was_live: bool, removed: bool = False
+    ) -> Checked:
         if notify:  # a file still waiting, checked again after another went live, was reported when it was rejected
             count(Metric.CONTENT_REJECTED)
             logger.warning(
                 "content check: rejected; the last good version stays live",
                 extra={"key": key, "problems": [f"{p.file}:{p.line}: {p.rule}" for p in problems]},
             )
-            self.notifier.publish(_subject(key), rejection_message(key, problems))
+            self.notifier.publish(_subject(key), rejection_message(key, problems, was_live=was_live, removed=removed))
         return Checked(key, "rejected", problems)
 
     def _live(self) -> dict[str, str]:
@@ -165,16 +169,38 @@ class ContentCheck:
         return pending
 
 
-def rejection_message(key: str, problems: tuple[Problem, ...]) -> str:
+def rejection_message(key: str, problems: tuple[Problem, ...], *, was_live: bool = True, removed: bool = False) -> str:
+    if removed:
+        headline = f"The deletion of {key} was refused: the live file stays."
+        advice = "Do what each fix says, then delete the file again."
+    else:
+        headline = (
+            f"{key} was not published: the last good version stays live."
+            if was_live
+            else f"{key} was not published: nothing was live before, and nothing is now."
+        )
+        advice = "Fix the file and upload it again."
     lines = [
-        f"{key} was not published: the last good version stays live.",
+        headline,
         "",
         *(str(problem) for problem in problems),
         "",
-        "Fix the file and upload it again. `nurture content lint` shows the same problems on your machine",
+        f"{advice} `nurture content lint` shows the same problems on your machine",
         "(docs/content.md explains each rule).",
     ]
     return "\n".join(lines)
+
+
+def _refused_deletion(problem: Problem, target: str) -> Problem:
+    """A deletion refused because the programme still lists the email: say so, rather than "add the file"."""
+    email_id = target.removeprefix(CONTENT_EMAILS_PREFIX).removesuffix(".md")
+    if problem.rule != "unknown-email" or f"`{email_id}`" not in problem.message:
+        return problem
+    return replace(
+        problem,
+        message=f"{problem.message.split(', but ')[0]}: the programme still lists it, so it cannot be deleted",
+        fix=f"remove `{email_id}` from the programme first, then delete the file",
+    )
 
 
 def _subject(key: str) -> str:

@@ -4,6 +4,7 @@ write the OpenAPI document."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -102,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProgrammeError as error:
         print(error, file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader closed stdout (`| head`): stop quietly, as other commands do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain again
+        return 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
     except OSError as error:
         print(f"nurture: {error.strerror}: {error.filename}", file=sys.stderr)
         return 1
@@ -141,7 +146,7 @@ def read_programme(path: Path | None) -> Programme:
         file = path.parent / "emails" / f"{content_id}.md"
         try:
             return parse_email(file.read_text(encoding="utf-8"), str(file)).meta.tags
-        except (OSError, ContentError):
+        except (OSError, UnicodeDecodeError, ContentError):
             return None  # `nurture content lint` reports it
 
     return programme.with_emails(describe)
@@ -150,7 +155,11 @@ def read_programme(path: Path | None) -> Programme:
 def _check(path: Path) -> int:
     from nurture.tools.content_lint import check_folder_of
 
-    programme = read_programme(path)
+    try:
+        programme = read_programme(path)
+    except UnicodeDecodeError:
+        print(f"nurture: {path} is not UTF-8 text", file=sys.stderr)
+        return check_folder_of(path, sys.stdout)  # names the line and the fix (`encoding`)
     print(summary(programme))
     return check_folder_of(path, sys.stdout)
 
@@ -256,7 +265,6 @@ def _openapi(output: Path | None) -> int:
 
 def _start_stack(args: argparse.Namespace, manual_start: datetime | None) -> tuple[Any, Any]:
     """The local stack and its HTTP server, started; the programme is checked before anything runs."""
-    import os
     import shutil
     import tempfile
 
@@ -283,7 +291,6 @@ def _start_stack(args: argparse.Namespace, manual_start: datetime | None) -> tup
 
 
 def _local(args: argparse.Namespace) -> int:
-    import os
     import signal
     import threading
     from datetime import UTC

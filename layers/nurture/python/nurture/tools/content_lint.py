@@ -12,15 +12,26 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from nurture.domain.lint import ContentFolder, Problem, errors, lint, topic_gaps
+from nurture.domain.lint import ContentFolder, Problem, decode, errors, lint, topic_gaps
 
 
 def read_folder(directory: Path, programme: Path | None = None) -> ContentFolder:
     """The folder's programme (or `programme`, a file elsewhere) and its emails, named as the user sees them."""
     programme = programme or directory / "programme.yaml"
-    emails = {str(path): path.read_text(encoding="utf-8") for path in sorted((directory / "emails").glob("*.md"))}
-    text = programme.read_text(encoding="utf-8") if programme.is_file() else None
-    return ContentFolder(programme=text, emails=emails, programme_path=str(programme))
+    emails: dict[str, str] = {}
+    not_text: dict[str, tuple[int, str]] = {}
+    text: str | None = None
+    for path in [programme, *sorted((directory / "emails").glob("*.md"))]:
+        if not path.is_file():
+            continue
+        decoded = decode(path.read_bytes())
+        if isinstance(decoded, tuple):
+            not_text[str(path)] = decoded
+        elif path == programme:
+            text = decoded
+        else:
+            emails[str(path)] = decoded
+    return ContentFolder(programme=text, emails=emails, programme_path=str(programme), not_text=not_text)
 
 
 def print_problems(problems: list[Problem], out: TextIO) -> None:

@@ -1,7 +1,8 @@
 """`nurture content preview EMAIL_ID`: one email as a lead would get it, rendered exactly as the sender renders it.
 
 Prints each subject line (A/B variants numbered), the preheader and the plain-text part; `--out` writes the HTML
-for a browser. Exit 1, saying why, for an unknown email, a broken one, or a lead file that is not a lead.
+for a browser. Exit 1, saying why, for an unknown email, a broken one (one that fails `nurture content lint`), or a
+lead file that is not a lead.
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from nurture.domain.content import ContentError, parse_email
+from nurture.domain.lint import errors, lint
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import load_programme
 from nurture.domain.rendering import render, sample_context
+from nurture.tools.content_lint import read_folder
 
 # Who the preview is for without --lead: some traits known, some not (so the profiling ask shows).
 SAMPLE_LEAD = LeadTraits(first_name="Ada", company="Northwind", industry="software")
@@ -32,6 +36,19 @@ def main(args: argparse.Namespace) -> int:
         known = sorted(p.stem for p in (content / "emails").glob("*.md"))
         print(f"nurture: no email {email_id!r} in {content / 'emails'}", file=sys.stderr)
         print(f"  Known emails: {', '.join(known) or 'none'}", file=sys.stderr)
+        return 1
+    # An email that would not go live is not previewed as if it were fine: the upload check's lint first.
+    folder = read_folder(content)
+    alone = replace(  # the programme and this one email: the folder's other files do not stop its preview
+        folder,
+        emails={k: v for k, v in folder.emails.items() if k == str(email_path)},
+        not_text={k: v for k, v in folder.not_text.items() if k == str(email_path)},
+    )
+    problems = [p for p in errors(lint(alone)) if p.file == str(email_path)]
+    if problems:
+        print(f"nurture: {email_id} would not go live; fix these first:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
         return 1
     try:
         traits = _traits(args.lead)

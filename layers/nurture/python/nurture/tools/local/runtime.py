@@ -317,9 +317,10 @@ class LocalStack:
         return records
 
     # --- content, as marketers change it ----------------------------------------------------------
-    def upload_content(self, relative: str, text: str | None) -> list[dict[str, Any]]:
+    def upload_content(self, relative: str, text: str | bytes | None) -> list[dict[str, Any]]:
         """Put (or, with None, delete) a file under the content bucket's `incoming/` prefix, as a marketer would, and
-        run what its S3 event triggers: the content check. Returns the rejections the operations topic received."""
+        run what its S3 event triggers: the content check. Returns the rejections the operations topic received.
+        Bytes are uploaded as they are (a file that is not UTF-8 text is the check's to refuse)."""
         with self.lock:
             seen = len(self.captured.content_rejections)
             key = c.CONTENT_INCOMING_PREFIX + relative
@@ -327,7 +328,8 @@ class LocalStack:
             if text is None:
                 s3.delete_object(Bucket=resources.CONTENT_BUCKET, Key=key)
             else:
-                s3.put_object(Bucket=resources.CONTENT_BUCKET, Key=key, Body=text.encode("utf-8"))
+                body = text.encode("utf-8") if isinstance(text, str) else text
+                s3.put_object(Bucket=resources.CONTENT_BUCKET, Key=key, Body=body)
             self.drain()
             return self.captured.content_rejections[seen:]
 
@@ -337,33 +339,70 @@ class LocalStack:
 
     def watch_content(self, root: Path, report: Callable[[str], None], interval: float = 1.0) -> threading.Event:
         """Upload each file saved under `root` (programme.yaml, emails/*.md) to `incoming/`, so the content check
-        publishes it or rejects it, and `report` what happened. Set the returned event to stop watching."""
+        publishes it or rejects it, and `report` what happened. Set the returned event to stop watching.
+
+        Each file is handled on its own, once per change: a file that cannot be read is named and tried again at the
+        next change, and never holds back the others; a file that is not UTF-8 text is uploaded as it is, for the
+        check to refuse it (`encoding`) like any other bad file."""
         stop = threading.Event()
 
         def snapshot() -> dict[str, int]:
             files = [root / c.CONTENT_PROGRAMME_KEY, *sorted((root / "emails").glob("*.md"))]
-            return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in files if p.is_file()}
+            found: dict[str, int] = {}
+            for path in files:
+                try:
+                    found[path.relative_to(root).as_posix()] = path.stat().st_mtime_ns
+                except OSError:
+                    continue  # gone between the listing and the look: a deletion
+            return found
+
+        def handle(relative: str, exists: bool) -> None:
+            data = (root / relative).read_bytes() if exists else None
+            was_live = self._content_live(relative)
+            rejections = self.upload_content(relative, data)
+            if rejections:
+                report(f"content: {relative} {'removed; refused' if data is None else 'saved; rejected'}")
+                for rejection in rejections:
+                    report(rejection["message"])
+            elif data is not None:
+                report(f"content: {relative} saved; checked and live")
+            elif was_live:
+                report(f"content: {relative} removed; checked and removed from the live content")
+            else:
+                report(f"content: {relative} removed; it was never live, so nothing changed")
 
         def watch() -> None:
-            seen = snapshot()
+            try:
+                seen = snapshot()
+            except OSError as error:
+                report(f"content: could not read {root}: {error}")
+                seen = {}
             while not stop.wait(interval):
                 try:
                     now = snapshot()
-                    for relative in sorted(set(seen) | set(now)):
-                        if seen.get(relative) == now.get(relative):
-                            continue
-                        text = (root / relative).read_text(encoding="utf-8") if relative in now else None
-                        rejections = self.upload_content(relative, text)
-                        for rejection in rejections:
-                            report(rejection["message"])
-                        if not rejections:
-                            report(f"content: {relative} {'removed' if text is None else 'saved'}; checked and live")
-                    seen = now
-                except (OSError, UnicodeDecodeError) as error:  # a file half-written or not text: try again later
+                except OSError as error:  # the folder itself: try again at the next poll
                     report(f"content: could not read {root}: {error}")
+                    continue
+                for relative in sorted(set(seen) | set(now)):
+                    if seen.get(relative) == now.get(relative):
+                        continue
+                    try:
+                        handle(relative, relative in now)
+                    except OSError as error:  # half-written, or gone: named, and tried again at its next change
+                        report(f"content: could not read {root / relative}: {error.strerror or error}")
+                    if relative in now:
+                        seen[relative] = now[relative]
+                    else:
+                        seen.pop(relative, None)
 
         threading.Thread(target=watch, name="nurture-content-watch", daemon=True).start()
         return stop
+
+    def _content_live(self, relative: str) -> bool:
+        """Whether the content bucket has a live `relative` (programme.yaml, emails/...)."""
+        with self.lock:
+            found = self.client("s3").list_objects_v2(Bucket=resources.CONTENT_BUCKET, Prefix=relative)
+            return any(item["Key"] == relative for item in found.get("Contents", []))
 
     def _pump_content_events(self) -> int:
         """Invoke the content check with each S3 event of the bucket's `incoming/` prefix, as the EventBridge rule does
