@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from nurture.adapters.content import FolderContent
+from nurture.api.views import lead_view
 from nurture.domain.journey import EmailSkipped, Tick
 from nurture.domain.programme import Stage
 from nurture.pipeline.content import CachedContent
@@ -88,6 +89,12 @@ def test_a_broken_email_is_skipped_the_next_one_goes_out_and_marketers_hear_once
         sender.send(request, ports, content, T0 + days(1))
     assert sorted(str(m["to"]) for m in mailer.sent) == ["ada@northwind.example", "bob@northwind.example"]
     assert {str(m["tags"]["content_id"]) for m in mailer.sent} == {SECOND}  # type: ignore[index]
+    # The admin sees why the first one never came
+    stored = ports.leads.find_by_email("ada@northwind.example")
+    assert stored is not None
+    view = lead_view(stored, content.programme(), T0 + days(1), ports.leads.send_records(stored.lead.lead_id))
+    assert view.skipped == [FIRST]
+    assert FIRST not in [s.content_id for s in view.sends]
     # A new version that is broken too is told again
     content = _content_with_a_broken_first_email(tmp_path / "content", "v2")
     service.receive([identify(T0 + days(1), user="cat")], T0 + days(1))

@@ -91,6 +91,9 @@ class LeadView(BaseModel):
     exhausted: bool = Field(
         description="Every email of the lead's sequence has been sent: it waits on new content (add emails)"
     )
+    skipped: list[str] = Field(
+        description="Emails that did not render for this lead (broken content): not sent, never tried again"
+    )
 
 
 def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: Iterable[SentRecord]) -> LeadView:
@@ -114,4 +117,5 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: 
         sends=send_views(lead.sent, records),
         next_action_at=lead.next_action_at(programme),
         exhausted=lead.exhausted,
+        skipped=list(lead.skipped),
     )
