@@ -727,3 +727,65 @@ def test_text_with_a_lone_surrogate_is_4xx_not_a_failure_to_store(dynamo, body, 
     if field is not None:
         assert fields_named(reply) == [(None, field)]
     assert dynamo.items == []
+
+
+# --- sales feedback: POST /v1/leads/{lead_id}/sales-status ----------------------------------------------------------
+def _sales(lead: str, body: Any, headers: dict[str, str] | None = None) -> Reply:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return call("POST", f"/v1/leads/{lead}/sales-status", raw, {**JSON, **(ADMIN if headers is None else headers)})
+
+
+@pytest.mark.parametrize("status", ["accepted", "engaged", "demo_booked"])
+def test_sales_taking_a_lead_stops_nurture_once(ports, admin_token, lead_id, status) -> None:
+    reply = _sales(lead_id, {"status": status})
+    assert reply.status == 200
+    assert reply.body["stage"] == "sales_engaged"
+    assert reply.body["sales_status"] == status
+    assert [h["status"] for h in reply.body["sales_history"]] == [status]
+    changes = [e for e in ports.bus.published if getattr(e, "to_stage", None) is Stage.SALES_ENGAGED]
+    assert len(changes) == 1
+    # the same status again records it again, and moves nothing
+    again = _sales(lead_id, {"status": status})
+    assert again.status == 200
+    assert len([e for e in ports.bus.published if getattr(e, "to_stage", None) is Stage.SALES_ENGAGED]) == 1
+
+
+def test_a_rejected_lead_stays_in_nurture_and_every_status_is_kept_with_its_time(admin_token, lead_id) -> None:
+    rejected = _sales(lead_id, {"status": "rejected", "reason": "student, no budget"})
+    assert rejected.status == 200
+    assert rejected.body["stage"] == "awareness"
+    won = _sales(lead_id, {"status": "won", "amount": 24000})
+    assert won.body["stage"] == "sales_engaged"
+    assert [(h["status"], h["amount"], h["reason"]) for h in won.body["sales_history"]] == [
+        ("rejected", None, "student, no budget"),
+        ("won", 24000, None),
+    ]
+    assert all(h["at"] for h in won.body["sales_history"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param({"status": "maybe"}, "status", id="unknown-status"),
+        pytest.param({}, "status", id="no-status"),
+        pytest.param({"status": "won"}, "amount", id="won-without-amount"),
+        pytest.param({"status": "opportunity", "amount": -5}, "amount", id="negative-amount"),
+        pytest.param({"status": "won", "amount": "lots"}, "amount", id="amount-not-a-number"),
+        pytest.param({"status": "rejected"}, "reason", id="rejected-without-reason"),
+        pytest.param({"status": "lost", "colour": "red"}, "colour", id="unknown-field"),
+        pytest.param(b"{not json", "body", id="not-json"),
+        pytest.param(b"[" * 5000 + b"]" * 5000, "body", id="nested-5000-deep"),
+    ],
+)
+def test_a_bad_sales_status_is_400_naming_the_field_and_changes_nothing(admin_token, lead_id, body, field) -> None:
+    reply = _sales(lead_id, body)
+    assert reply.status == 400
+    assert field in [e["field"] for e in reply.body["errors"]]
+    view = call("GET", f"/v1/leads/{lead_id}", headers=ADMIN)
+    assert (view.body["sales_status"], view.body["stage"]) == (None, "awareness")
+
+
+def test_sales_status_needs_the_admin_credential_and_a_known_lead(ports, admin_token, lead_id) -> None:
+    assert _sales(lead_id, {"status": "accepted"}, headers={}).status == 401
+    assert _sales("no-such-lead", {"status": "accepted"}).status == 404
+    assert call("GET", f"/v1/leads/{lead_id}", headers=ADMIN).body["stage"] == "awareness"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nurture.api import unsubscribe
+from nurture.api import sales, unsubscribe
 from nurture.api.resolver import API_TITLE, API_VERSION, INGEST_BODIES, build_app
 from nurture.constants import UNSUBSCRIBE_PATH
 from nurture.domain.system_events import SYSTEM_EVENTS
@@ -64,4 +64,6 @@ def openapi_document() -> dict[str, Any]:
             },
         }
     unsubscribe.document(document["paths"][UNSUBSCRIBE_PATH])
+    schemas["SalesStatusBody"] = sales.SalesStatusBody.model_json_schema()
+    sales.document(document["paths"][sales.SALES_STATUS_PATH])
     return document

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from nurture.api import unsubscribe
+from nurture.api import sales, unsubscribe
 from nurture.api.auth import known_write_key, same_secret, secret_write_keys, write_key_of
 from nurture.api.errors import ApiError, ErrorBody, NotFound, TooLarge, Unauthorised
 from nurture.api.views import IngestResult, LeadView, lead_view
@@ -182,6 +182,7 @@ def build_app(
             raise NotFound("no lead with that id")
         return admin_view(stored)
 
+    sales.register(app, require_admin, admin_view, _ADMIN_RESPONSES)
     unsubscribe.register(app)  # the signed token is its credential: no write key, no admin
 
     @app.exception_handler(ApiError)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from nurture.domain.journey import SentEmail, StageChange
+from nurture.domain.journey import SalesRecord, SentEmail, StageChange
 from nurture.domain.messages import LeadTraits
 from nurture.domain.programme import Programme, Stage
 from nurture.domain.scoring import Contribution, contributions, fit_score
@@ -91,6 +91,8 @@ class LeadView(BaseModel):
     exhausted: bool = Field(
         description="Every email of the lead's sequence has been sent: it waits on new content (add emails)"
     )
+    sales_status: str | None = Field(description="The latest status sales gave the lead, if any")
+    sales_history: list[SalesRecord] = Field(description="Every status sales gave, with when, oldest first")
     skipped: list[str] = Field(
         description="Emails that did not render for this lead (broken content): not sent, never tried again"
     )
@@ -118,4 +120,6 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: 
         next_action_at=lead.next_action_at(programme),
         exhausted=lead.exhausted,
         skipped=list(lead.skipped),
+        sales_status=lead.sales_status,
+        sales_history=list(lead.sales_history),
     )

@@ -92,6 +92,7 @@ class Lead(_Frozen):
         default=(), description="Emails that could not be rendered for this lead: not sent, never tried again"
     )
     sales_status: str | None = None
+    sales_history: tuple[SalesRecord, ...] = Field(default=(), description="Every status sales gave, oldest first")
     recent_messages: tuple[str, ...] = ()
 
     @property
@@ -227,11 +228,29 @@ class EmailSkipped(_Frozen):
     reason: str
 
 
+SalesStatus = Literal["accepted", "rejected", "engaged", "demo_booked", "opportunity", "won", "lost"]
+# Sales has the lead: nurture email stops (the lead moves to sales_engaged from any sequence).
+SALES_HAS_THE_LEAD = frozenset({"accepted", "engaged", "demo_booked", "opportunity", "won"})
+SALES_HISTORY_KEPT = 50
+
+
 class SalesUpdate(_Frozen):
-    """Sales took the lead: nurture email stops."""
+    """What sales says of the lead. `accepted`, `engaged`, `demo_booked`, `opportunity` and `won` mean sales has
+    it and nurture email stops; `rejected` (with a reason) and `lost` are recorded and nurture goes on."""
 
     kind: Literal["sales"] = "sales"
-    status: Literal["engaged", "demo_booked", "accepted"]
+    status: SalesStatus
+    amount: float | None = Field(default=None, description="The deal's amount (opportunity, won)")
+    reason: str | None = Field(default=None, description="Why (rejected, lost)")
+
+
+class SalesRecord(_Frozen):
+    """One status sales gave the lead, with when: kept for the monthly review (MQL-to-SQL, revenue)."""
+
+    status: SalesStatus
+    at: datetime
+    amount: float | None = None
+    reason: str | None = None
 
 
 JourneyInput = Message | Tick | SalesUpdate | EmailSkipped
@@ -314,6 +333,10 @@ def merge(lead: Lead, anonymous: Lead, programme: Programme) -> Lead:
         ),
         "history": tuple(sorted(lead.history + anonymous.history, key=lambda change: change.at))[-HISTORY_KEPT:],
         "skipped": tuple(dict.fromkeys(lead.skipped + anonymous.skipped)),
+        "sales_history": tuple(sorted(lead.sales_history + anonymous.sales_history, key=lambda r: r.at))[
+            -SALES_HISTORY_KEPT:
+        ],
+        "sales_status": lead.sales_status or anonymous.sales_status,
     }
     stops_nurture = anonymous.stage in (Stage.OPTED_OUT, Stage.SUPPRESSED)
     if anonymous.stage is not None and (lead.stage is None or (stops_nurture and lead.stage.is_sequence)):
@@ -495,8 +518,12 @@ class _Journey:
             )
 
     def sales(self, update: SalesUpdate) -> None:
-        self.update(sales_status=update.status)
-        if self.lead.stage is not None and self.lead.stage.is_sequence:
+        record = SalesRecord(status=update.status, at=self.now, amount=update.amount, reason=update.reason)
+        self.update(
+            sales_status=update.status,
+            sales_history=(*self.lead.sales_history, record)[-SALES_HISTORY_KEPT:],
+        )
+        if update.status in SALES_HAS_THE_LEAD and self.lead.stage is not None and self.lead.stage.is_sequence:
             self.move(Stage.SALES_ENGAGED, f"sales update: {update.status.replace('_', ' ')}")
 
     def tick(self) -> None:
