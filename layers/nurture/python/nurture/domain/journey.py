@@ -99,6 +99,11 @@ class Lead(_Frozen):
     def email(self) -> str | None:
         return self.traits.email
 
+    def has_applied(self, message_id: str) -> bool:
+        """Whether this message was applied already (`step` ignores it): it is among the recent messages, or
+        among those remembered as having changed the score."""
+        return message_id in self.recent_messages or any(message_id in ids for ids in self.remembered.values())
+
     @property
     def emails_done(self) -> set[str]:
         """Emails the lead got or could not get: never chosen again."""
@@ -368,8 +373,12 @@ def persona_of(traits: LeadTraits, programme: Programme) -> str | None:
             continue
         if persona.max_company_size is not None and (size is None or size > persona.max_company_size):
             continue
-        if persona.seniority or persona.industry or persona.min_company_size is not None or persona.max_company_size:
-            return name
+        if (
+            persona.seniority
+            or persona.industry
+            or (persona.min_company_size, persona.max_company_size) != (None, None)
+        ):
+            return name  # a persona that lists no trait matches nobody
     return None
 
 
@@ -404,7 +413,7 @@ class _Journey:
 
     def first_time(self, message_id: str) -> bool:
         lead = self.lead
-        if message_id in lead.recent_messages or any(message_id in ids for ids in lead.remembered.values()):
+        if lead.has_applied(message_id):
             return False
         today = day_of(self.now)
         count = lead.activity_count + 1 if lead.activity_day == today else 1

@@ -76,7 +76,7 @@ class Tallies(BaseModel):
     def compacted(self, programme: Programme, now: datetime) -> Tallies:
         """Fold days that no longer score into `forgotten` (what `nth` still needs of them); the score at
         `now` and later is unchanged."""
-        today = _day(now)
+        today = day_of(now)
         forget = programme.intent.forget_after_days
         if not any((today - d).days > forget for counts in self.days.values() for d in counts):
             return self
@@ -113,7 +113,7 @@ def tally(messages: Iterable[BehaviourMessage], programme: Programme) -> Tallies
         seen.add(message.message_id)
         rules = matching_rules(message, programme)
         if rules:
-            tallies, _ = tallies.add(rules, _day(message.timestamp), programme)
+            tallies, _ = tallies.add(rules, day_of(message.timestamp), programme)
     return tallies
 
 
@@ -163,7 +163,7 @@ def _matches(rule: IntentRule, message: BehaviourMessage) -> bool:
 def decay_weight(at: datetime, now: datetime, half_life_days: float) -> float:
     """How much an event at `at` still weighs at `now`: fully on its own day (UTC), then one whole
     day of decay at each midnight UTC. An event not yet in the past weighs fully."""
-    return _weight(max(0, (_day(now) - _day(at)).days), half_life_days)
+    return _weight(max(0, (day_of(now) - day_of(at)).days), half_life_days)
 
 
 @lru_cache(maxsize=4096)
@@ -177,12 +177,9 @@ def day_of(at: datetime) -> date:
     return at.astimezone(UTC).date()
 
 
-_day = day_of
-
-
 def _midnight_after(at: datetime, days: int) -> datetime:
     """Midnight UTC `days` days after the day of `at`: when every signal's weight next steps down."""
-    return datetime.combine(_day(at) + timedelta(days=days), time(0), tzinfo=UTC)
+    return datetime.combine(day_of(at) + timedelta(days=days), time(0), tzinfo=UTC)
 
 
 def whole_points(total: float) -> float:
@@ -195,7 +192,7 @@ def contributions(tallies: Tallies, programme: Programme, now: datetime) -> list
 
     Days more than `forget_after_days` before `now` score nothing (they still count towards `nth`)."""
     intent = programme.intent
-    today = _day(now)
+    today = day_of(now)
     result = []
     for rule in intent.rules:
         counts = tallies.days.get(rule.id)
@@ -257,7 +254,7 @@ def below_since(tallies: Tallies, programme: Programme, threshold: int, since: d
     that reads S on one day reads S * 0.5 ** (k / half_life) k days later: the day it crosses is solved,
     not searched. A day's messages count from the start of their day, as if they had arrived then.
     """
-    since_day = _day(since)
+    since_day = day_of(since)
     later_days = sorted({d for counts in tallies.days.values() for d in counts if d > since_day})
     starts = [since, *(datetime.combine(d, time(0), tzinfo=UTC) for d in later_days)]
     # Walk back from the last day with messages: between them the score only falls, so the spell began either
@@ -265,7 +262,7 @@ def below_since(tallies: Tallies, programme: Programme, threshold: int, since: d
     spell = None
     for i in range(len(starts) - 1, -1, -1):
         start = starts[i]
-        so_far = tallies.until(_day(start)) if later_days else tallies
+        so_far = tallies.until(day_of(start)) if later_days else tallies
         if _score(_total(so_far, programme, start), programme) < threshold:
             spell = start
             continue

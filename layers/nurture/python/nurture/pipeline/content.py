@@ -27,19 +27,13 @@ class CachedContent:
         self.recheck_seconds = recheck_seconds
         self._cache: dict[str, tuple[str, Any, float]] = {}  # key -> (etag, parsed, checked at)
         self._lock = threading.Lock()
-        self._tagged: dict[int, Programme] = {}  # the programme with its emails' tags, while both are unchanged
 
     def programme(self) -> Programme:
         """The programme, knowing each of its emails' topics and personas (to choose a lead's next email)."""
         programme: Programme = self._get(
             CONTENT_PROGRAMME_KEY, lambda text: load_programme(text, CONTENT_PROGRAMME_KEY)
         )
-        tagged = programme.with_emails(self._tags)
-        with self._lock:  # one copy while nothing changes, not one per call
-            known = self._tagged.get(id(programme))
-            if known is None or known.email_tags != tagged.email_tags:
-                self._tagged = {id(programme): tagged}
-            return self._tagged[id(programme)]
+        return programme.with_emails(self._tags)
 
     def _tags(self, content_id: str) -> EmailTags | None:
         try:

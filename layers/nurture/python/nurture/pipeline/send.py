@@ -76,7 +76,7 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
     except (ContentError, FileNotFoundError) as error:
         count(Metric.BROKEN_EMAILS)
         logger.error("email not sent: broken content", extra={**_ids(request), "error": str(error)})
-        return _skipped(BROKEN, request).model_copy(update={"detail": str(error)})
+        return _skipped(BROKEN, request, detail=str(error))
     try:
         provider_id = ports.mailer.send(
             to=lead.email,
@@ -138,10 +138,10 @@ def _ids(request: SendRequest) -> dict[str, str]:
     return {"lead_id": request.lead_id, "sequence": request.sequence.value, "content_id": request.content_id}
 
 
-def _skipped(reason: str, request: SendRequest) -> Delivery:
+def _skipped(reason: str, request: SendRequest, detail: str = "") -> Delivery:
     count(Metric.SENDS_SKIPPED)
     logger.info("send skipped", extra={"lead_id": request.lead_id, "content_id": request.content_id, "reason": reason})
-    return Delivery(outcome="skipped", reason=reason)
+    return Delivery(outcome="skipped", reason=reason, detail=detail)
 
 
 class Sender:

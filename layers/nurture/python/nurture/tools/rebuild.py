@@ -201,11 +201,6 @@ class Report:
         return [change for change in self.changes if change.changed]
 
 
-def applied(lead: Lead, message_id: str) -> bool:
-    """The journey's own test of a message it has seen (`journey.step` ignores these)."""
-    return message_id in lead.recent_messages or any(message_id in ids for ids in lead.remembered.values())
-
-
 def reproject(
     lead: Lead, events: Sequence[StoredEvent], programme: Programme, now: datetime
 ) -> tuple[Lead, list[Effect]]:
@@ -285,7 +280,7 @@ class Rebuild:
             raise LookupError(f"no lead {lead_id}")
         effects_before = len(self.report.published)
         events = _unique(self.events.for_profiles(before.profiles))
-        self.catch_up(events, lambda e: applied(before.lead, e.message_id))
+        self.catch_up(events, lambda e: before.lead.has_applied(e.message_id))
         survivor = self._survivor(lead_id, before.profiles)
         after = self._reproject(survivor, events) if survivor else None
         return self._record(lead_id, before, after, effects_before)
