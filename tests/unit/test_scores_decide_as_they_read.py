@@ -162,8 +162,10 @@ def test_the_stage_reached_from_a_set_of_messages_does_not_depend_on_their_order
         sorted(received, key=lambda m: not _is_open(m)),  # opens first
         random.sample(received, len(received)),
     ]
-    # When they arrive in different orders, the clock not moving
-    ends = [_batch(journey.lead, order, now) for order in orders]
+    # When they arrive in different orders, the clock not moving, and are applied as the scorer applies a batch: in
+    # time order (`LeadService.receive`), messages of the same moment in whatever order they arrived. (Unsorted, a
+    # late-dated product page can move which visit is the third, so an arrival order could cross 80 for a moment.)
+    ends = [_batch(journey.lead, sorted(order, key=lambda m: m.timestamp), now) for order in orders]
     # Then the lead ends in the same stage with the same score, and sales hears of it either every time or
     # never (when no opt-out or booking sits among the messages: those stop nurture whatever came first)
     (first, first_alerts), *others = ends
