@@ -29,8 +29,9 @@ IMPLEMENTATION = "cp"
 # shadow the runtime's and could pair a botocore with a boto3 it was not released with, so the SDK stack
 # is neither requested (boto3) nor kept when another package pulls it in (aws-xray-sdk needs botocore).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"})
-# Subpackages of `nurture` that only the CLI and the local stack use: never shipped to Lambda.
-NOT_SHIPPED = ("tools",)
+# Subpackages of `nurture` that only the CLI and the local stack use, and the tracking snippet (`static/`, which
+# CloudFront serves from S3): never shipped to Lambda.
+NOT_SHIPPED = ("tools", "static")
 # Bump when the way the cache is built changes, so old caches are not reused.
 CACHE_FORMAT = 1
 

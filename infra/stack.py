@@ -12,10 +12,12 @@ from infra.constructs.bus import Bus
 from infra.constructs.content import Content
 from infra.constructs.content_check import ContentCheck
 from infra.constructs.dispatch import Dispatch
+from infra.constructs.email_events import EmailEvents
 from infra.constructs.ingest import Ingest
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.runtime import NurtureFunction, NurtureLayer
 from infra.constructs.scoring import Scoring
+from infra.constructs.snippet import Snippet
 from infra.constructs.storage import Storage
 from nurture import constants as c
 
@@ -34,14 +36,17 @@ class NurtureStack(cdk.Stack):
         self.layer = NurtureLayer(self, "Runtime").layer
         self.storage = Storage(self, "Storage")
         self.content = Content(self, "Content")
-        self.alerts = Alerts(self, "Alerts")
         self.bus = Bus(self, "Bus")
+        self.alerts = Alerts(
+            self, "Alerts", layer=self.layer, storage=self.storage, content=self.content, event_bus=self.bus.event_bus
+        )
         self.ingest = Ingest(
             self,
             "Ingest",
             layer=self.layer,
             storage=self.storage,
             content=self.content,
+            event_bus=self.bus.event_bus,
             allowed_origins=allowed_origins,
         )
         self.dispatch = Dispatch(
@@ -65,6 +70,15 @@ class NurtureStack(cdk.Stack):
         # The API verifies unsubscribe links (the sender, which signs them, is granted in Dispatch).
         self.dispatch.unsubscribe_signing_key.grant_read(self.ingest.function)
         self.content_check = ContentCheck(self, "ContentCheck", layer=self.layer, content=self.content)
+        self.snippet = Snippet(self, "Snippet", content=self.content)  # nurture.js for websites, via CloudFront
+        self.email_events = EmailEvents(
+            self,
+            "EmailEvents",
+            layer=self.layer,
+            storage=self.storage,
+            content=self.content,
+            configuration_set=self.dispatch.configuration_set,
+        )
         # The sender tells operations, once per email version, when an email does not render for a lead.
         operations_topic = self.content_check.topic.topic_arn
         self.dispatch.sender.function.add_environment(c.ENV_OPERATIONS_TOPIC_ARN, operations_topic)
@@ -75,6 +89,8 @@ class NurtureStack(cdk.Stack):
             "dispatcher": self.dispatch.dispatcher,
             "sender": self.dispatch.sender,
             "content_check": self.content_check.handler,
+            "email_events": self.email_events.handler,
+            "alerts": self.alerts.handler,
         }
         self._share_settings(from_address, allowed_origins)
         self.monitoring = Monitoring(
@@ -84,12 +100,17 @@ class NurtureStack(cdk.Stack):
                 "Send": self.dispatch.dlq,
                 "Scorer": self.scoring.dlq,
                 "ContentCheck": self.content_check.dlq,
+                "EmailEvents": self.email_events.dlq,
+                "Alerts": self.alerts.dlq,
             },
             functions={name.title().replace("_", ""): fn.function for name, fn in self.functions.items()},
             stream_consumer=self.scoring.function,
         )
         cdk.CfnOutput(self, "ApiUrl", value=self.ingest.stage.url, description="Base URL of the v1 API")
         cdk.CfnOutput(self, "ContentBucketName", value=self.content.bucket.bucket_name)
+        cdk.CfnOutput(
+            self, "SnippetUrl", value=self.snippet.url, description="nurture.js for websites: docs/snippet.md"
+        )
         cdk.CfnOutput(self, "WriteKeysSecretArn", value=self.ingest.write_keys.secret_arn)
         cdk.CfnOutput(self, "AlertsTopicArn", value=self.alerts.topic.topic_arn)
         cdk.CfnOutput(

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
 from nurture.adapters.content import FolderContent
 from nurture.adapters.dynamodb import due_shard
 from nurture.constants import DUE_SHARDS
@@ -38,6 +45,14 @@ class FakeEvents:
         wanted = set(profile_ids)
         return [e for (profile, _), e in self.items.items() if profile in wanted]
 
+    def erase(self, profile_ids: Iterable[str]) -> list[str]:
+        wanted = set(profile_ids)
+        with self._lock:
+            keys = [key for key in self.items if key[0] in wanted]
+            for key in keys:
+                del self.items[key]
+        return [message_id for _, message_id in keys]
+
 
 @dataclass
 class FakeLeads:
@@ -45,6 +60,7 @@ class FakeLeads:
     items: dict[str, StoredLead] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     sent: list[SentRecord] = field(default_factory=list)
+    erasures: dict[str, dict[str, int]] = field(default_factory=dict)  # anonymous counts by month
     writes: int = 0
     reads: int = 0
     fail_next_saves: int = 0  # simulate another writer winning the race
@@ -128,6 +144,29 @@ class FakeLeads:
         latest = {(r.sequence.value, r.content_id): r for r in self.sent if r.lead_id == lead_id}
         return [latest[key] for key in sorted(latest, key=lambda key: f"{key[0]}#{key[1]}")]
 
+    def lead_ids_by_email(self, email: str) -> list[str]:
+        wanted = email.strip().lower()
+        return [lead_id for lead_id, s in self.items.items() if s.lead.email == wanted]
+
+    def erase_lead(self, lead_id: str) -> int:
+        with self._lock:
+            state = self.items.pop(lead_id, None)
+            records = {(r.sequence, r.content_id) for r in self.sent if r.lead_id == lead_id}
+            self.sent = [r for r in self.sent if r.lead_id != lead_id]
+        return len(records) + (state is not None)
+
+    def unlink(self, profile_ids: Iterable[str], lead_id: str) -> int:
+        with self._lock:
+            mine = [p for p in set(profile_ids) if self.links.get(p) == lead_id]
+            for profile in mine:
+                del self.links[profile]
+        return len(mine)
+
+    def count_erasure(self, month: str, counts: Mapping[str, int]) -> None:
+        totals = self.erasures.setdefault(month, {})
+        for name, value in counts.items():
+            totals[name] = totals.get(name, 0) + value
+
 
 @dataclass
 class FakeBus:
@@ -161,6 +200,35 @@ class FakeMailer:
         return "msg-" + hashlib.sha256(f"{to}{subject}{len(self.sent)}".encode()).hexdigest()[:12]
 
 
+class FakeIdempotency(BasePersistenceLayer):
+    """powertools idempotency records in memory, written as DynamoDB does (a live record is never overwritten),
+    and deleted by key as erasure does (`IdempotencyRecords`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        if idempotency_key not in self.records:
+            raise IdempotencyItemNotFoundError
+        return self.records[idempotency_key]
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        old = self.records.get(data_record.idempotency_key)
+        if old is not None and not old.is_expired:
+            raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+        self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)
+
+    def delete(self, keys: Collection[str]) -> int:
+        return sum(self.records.pop(key, None) is not None for key in set(keys))
+
+
 def fake_ports(content_root: Path = ROOT / "content") -> Ports:
     return Ports(
         events=FakeEvents(),
@@ -169,6 +237,7 @@ def fake_ports(content_root: Path = ROOT / "content") -> Ports:
         queue=FakeQueue(),
         mailer=FakeMailer(),
         content=FolderContent(content_root),
+        idempotency=FakeIdempotency(),
     )
 
 

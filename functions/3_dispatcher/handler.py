@@ -21,7 +21,8 @@ settings()  # a missing or invalid setting fails the cold start, naming its envi
 @metrics.log_metrics
 @event_parser(model=EventBridgeModel)
 def handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    service = LeadService(wiring.ports(), wiring.content().programme())
+    # Ticks choose each lead's next email by its topics and persona: the programme with its emails' tags.
+    service = LeadService(wiring.ports(), wiring.content().programme(email_tags=True))
     report = dispatch(service, clock.now(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     logger.info("dispatched", extra=asdict(report))
     return asdict(report)

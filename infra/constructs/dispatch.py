@@ -112,7 +112,17 @@ class Dispatch(Construct):
         )
         self.queue.grant_send_messages(fn)
         event_bus.grant_put_events_to(fn)
-        content.grant_read(fn, c.CONTENT_PROGRAMME_KEY)
+        # The programme, and each email's front matter (its topics and personas choose a lead's next email).
+        emails = f"{c.CONTENT_EMAILS_PREFIX}*"
+        content.grant_read(fn, c.CONTENT_PROGRAMME_KEY, emails)
+        content.grant_list(fn, c.CONTENT_EMAILS_PREFIX)
+        acknowledge(
+            self.dispatcher.role,
+            "IAM5",
+            "The dispatcher reads the front matter of any email marketers add under emails/ (topics and personas "
+            "choose a lead's next email); reads are limited to that prefix.",
+            finding=f"Resource::{arn_placeholder(content.bucket)}/{emails}",
+        )
 
     def _create_sender(
         self, layer: lambda_.ILayerVersion, storage: Storage, content: Content, from_address: str

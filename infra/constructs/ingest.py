@@ -10,6 +10,8 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -23,6 +25,8 @@ from nurture import constants as c
 
 TRACKING_PATHS = ("/v1/track", "/v1/page", "/v1/identify", "/v1/batch")
 ADMIN_PATHS = ("/v1/leads", "/v1/leads/{lead_id}")
+SALES_STATUS_PATH = "/v1/leads/{lead_id}/sales-status"
+ERASE_PATH = "/v1/leads/{lead_id}"  # DELETE: erase the lead (GDPR)
 # One-click unsubscribe (RFC 8058): GET shows a confirmation page, POST opts out; the signed token is the credential.
 UNSUBSCRIBE_METHODS = (apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST)
 # Stage-wide throttling: generous for a B2B site's tracking snippet, a ceiling against floods.
@@ -70,6 +74,7 @@ class Ingest(Construct):
         layer: lambda_.ILayerVersion,
         storage: Storage,
         content: Content,
+        event_bus: events.IEventBus,
         allowed_origins: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -84,6 +89,7 @@ class Ingest(Construct):
         )
         self.function = self.handler.function
         self._grant(storage, content)
+        self._grant_sales_feedback(storage, event_bus)
         self._create_api(allowed_origins)
 
     def _create_write_keys(self) -> None:
@@ -130,6 +136,37 @@ class Ingest(Construct):
         self.handler.grant(["dynamodb:Query"], [storage.leads_table.table_arn])
         content.grant_read(self.function, c.CONTENT_PROGRAMME_KEY)
         self.write_keys.grant_read(self.function)
+        self._grant_erasure(storage)
+
+    def _grant_sales_feedback(self, storage: Storage, event_bus: events.IEventBus) -> None:
+        """`POST /v1/leads/{lead_id}/sales-status` (api/sales.py): `LeadService.apply` writes the lead at the version
+        it read (a conditional PutItem) and clears the outbox it published (UpdateItem), only on a lead's own items
+        (`LEAD#...`: never a profile link); the move to sales_engaged goes on the bus."""
+        self.handler.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[storage.leads_table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LEAD#*"]}},
+            )
+        )
+        event_bus.grant_put_events_to(self.function)
+
+    def _grant_erasure(self, storage: Storage) -> None:
+        """`DELETE /v1/leads/{lead_id}` (pipeline/erase.py): the events of the lead's profiles (a Query, then
+        BatchWriteItem deletes), its links and every item of its partition (DeleteItem, one by one: the API may
+        delete leads but never write them), the links of its profiles (BatchGetItem, the re-created lead sweep),
+        the sender's idempotency records of its emails (DeleteItem), and the anonymous monthly counts (UpdateItem,
+        on that partition only)."""
+        self.handler.grant(["dynamodb:Query", "dynamodb:BatchWriteItem"], [storage.events_table.table_arn])
+        self.handler.grant(["dynamodb:DeleteItem", "dynamodb:BatchGetItem"], [storage.leads_table.table_arn])
+        self.handler.grant(["dynamodb:DeleteItem"], [storage.idempotency_table.table_arn])
+        self.handler.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[storage.leads_table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [c.LEADS_ERASURES_PK]}},
+            )
+        )
 
     def _create_api(self, allowed_origins: list[str]) -> None:
         self.api = apigwv2.HttpApi(
@@ -183,3 +220,14 @@ class Ingest(Construct):
             self.api.add_routes(
                 path=path, methods=[apigwv2.HttpMethod.GET], integration=integration, authorizer=iam_authorizer
             )
+        # Sales feedback: what sales says of a lead, signed with IAM like the other admin routes.
+        self.api.add_routes(
+            path=SALES_STATUS_PATH,
+            methods=[apigwv2.HttpMethod.POST],
+            integration=integration,
+            authorizer=iam_authorizer,
+        )
+        # Erasure (GDPR): an admin route like the others, signed with IAM.
+        self.api.add_routes(
+            path=ERASE_PATH, methods=[apigwv2.HttpMethod.DELETE], integration=integration, authorizer=iam_authorizer
+        )

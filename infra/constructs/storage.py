@@ -52,6 +52,8 @@ class Storage(Construct):
             "Leads",
             partition_key=_string(c.LEADS_PK),
             sort_key=_string(c.LEADS_SK),
+            # Only the mail log's items (`MAIL#...`, docs/email-feedback.md) carry it: they expire after a month.
+            time_to_live_attribute=c.LEADS_TTL_ATTRIBUTE,
             deletion_protection=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
             **_recoverable(c.LEADS_TABLE),

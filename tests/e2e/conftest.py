@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -68,9 +69,23 @@ class Local:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
+    with start_local() as started:
+        yield started
+
+
+@contextlib.contextmanager
+def start_local(*options: str, environment: dict[str, str] | None = None) -> Iterator[Local]:
+    """`nurture local --clock manual` on a free port, with these extra command-line options and environment
+    variables (an empty value removes one); stopped with Ctrl-C."""
     env = {**os.environ, "NURTURE_WRITE_KEY": "e2e-write-key", "NURTURE_ADMIN_TOKEN": "e2e-admin-token"}
+    for name, value in (environment or {}).items():
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
+    command = ["local", "--clock", "manual", "--start", START, "--port", "0", *options]
     process = subprocess.Popen(
-        [sys.executable, "-m", "nurture.tools.cli", "local", "--clock", "manual", "--start", START, "--port", "0"],
+        [sys.executable, "-m", "nurture.tools.cli", *command],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -23,7 +23,7 @@ def test_the_demo_tells_each_buyers_story_and_nothing_else() -> None:
     )
     assert finished.returncode == 0, finished.stderr
     story = finished.stdout
-    assert "Ada (VP Marketing, Northwind): SALES ALERT Demo request" in story
+    assert "Ada (VP Marketing, Northwind): SALES ALERT to Sam Rivera: Demo request (intent 176, fit A;" in story
     assert "Ada (VP Marketing, Northwind): decision -> sales_engaged (demo booked)" in story
     assert "Bo (analyst, Contoso): awareness -> re_engagement (90 days in awareness)" in story
     assert "Bo (analyst, Contoso): re_engagement -> suppressed (3 re-engagement emails without engagement)" in story

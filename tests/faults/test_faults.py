@@ -2,7 +2,7 @@
 real handlers on the local stack (moto's server as AWS). What the buyers and sales would notice must not change:
 
 - the emails SES received (who got which email, how many times);
-- the stage changes and sales alerts published on the bus (each once);
+- the stage changes and sales alerts published on the bus, and the alerts the sales topic delivered (each once);
 - each lead as the admin API shows it: stage, intent, the emails decided for it.
 
 Faults: every request and every Lambda invocation made three times; the messages posted in reverse order; a
@@ -114,6 +114,7 @@ class Seen:
 
     emails: tuple[tuple[str, str, int], ...]  # (person, email id, copies SES received)
     alerts: tuple[tuple[str, str, str, float, int], ...]  # (person, reason, stage, intent, times published)
+    sales: tuple[tuple[str, str, str, int], ...]  # (person, reason, fit grade, times the sales topic delivered it)
     stage_changes: tuple[tuple[str, str | None, str, str, float, int], ...]  # (..., hours after start, times)
     leads: tuple[tuple[str, str | None, float, tuple[str, ...]], ...]  # (person, stage, intent, emails decided)
 
@@ -140,6 +141,11 @@ def observe(stack: LocalStack, run: str, start: datetime) -> Seen:
         for a in stack.captured.alerts
         if a["lead_id"] in person_of
     )
+    sales = Counter(
+        (person_of[a["lead_id"]], a["reason"], a["fit_grade"])
+        for a in stack.captured.sales_alerts
+        if a["lead_id"] in person_of
+    )
     changes = Counter(
         (
             person_of[s["lead_id"]],
@@ -157,6 +163,7 @@ def observe(stack: LocalStack, run: str, start: datetime) -> Seen:
     return Seen(
         emails=tuple(sorted((*key, n) for key, n in emails.items())),
         alerts=tuple(sorted((*key, n) for key, n in alerts.items())),
+        sales=tuple(sorted((*key, n) for key, n in sales.items())),
         stage_changes=tuple(sorted(((*key, n) for key, n in changes.items()), key=repr)),
         leads=tuple(
             (
@@ -222,7 +229,8 @@ def reference(stack: LocalStack) -> Seen:
     }
     assert sum(n for *_, n in seen.emails) >= 6, seen.emails
     assert {person for person, *_ in seen.alerts} == {"ada", "dan"}
-    assert all(n == 1 for *_, n in seen.emails + seen.alerts + seen.stage_changes)
+    assert [(person, reason) for person, reason, *_ in seen.sales] == [(p, r) for p, r, *_ in seen.alerts]
+    assert all(n == 1 for *_, n in seen.emails + seen.alerts + seen.sales + seen.stage_changes)
     return seen
 
 

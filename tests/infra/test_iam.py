@@ -33,14 +33,25 @@ def _index(stack: NurtureStack, index_name: str) -> str:
     return f"{_arn(stack.storage.leads_table)}/index/{index_name}"
 
 
-def test_ingest_can_only_put_events_and_read_leads(template_json: dict[str, Any], stack: NurtureStack) -> None:
+def test_ingest_can_only_put_events_read_leads_and_erase_them(
+    template_json: dict[str, Any], stack: NurtureStack
+) -> None:
     statements = _statements(template_json, stack, "ingest")
+    events, leads = _arn(stack.storage.events_table), _arn(stack.storage.leads_table)
 
     assert actions_on(statements, "dynamodb:") == {
-        "dynamodb:PutItem": {_arn(stack.storage.events_table)},
-        "dynamodb:GetItem": {_arn(stack.storage.leads_table)},
-        # the by-email index (find_by_email) and the table itself (send_records), never another index
-        "dynamodb:Query": {_index(stack, c.LEADS_BY_EMAIL_INDEX), _arn(stack.storage.leads_table)},
+        "dynamodb:GetItem": {leads},
+        # the by-email index (find_by_email), the leads table (send_records, a lead's partition to erase) and the
+        # events of an erased lead's profiles, never another index
+        "dynamodb:Query": {_index(stack, c.LEADS_BY_EMAIL_INDEX), leads, events},
+        # erasure (DELETE /v1/leads/{lead_id}): events in batches; a lead's items, links and its emails'
+        # idempotency records one by one
+        "dynamodb:BatchWriteItem": {events},
+        "dynamodb:DeleteItem": {leads, _arn(stack.storage.idempotency_table)},
+        "dynamodb:BatchGetItem": {leads},
+        # events stored; sales feedback (the lead written at its version, its outbox cleared); the erasure counts
+        "dynamodb:PutItem": {events, leads},
+        "dynamodb:UpdateItem": {leads},
     }
     assert actions_on(statements, "s3:") == {"s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY)}}
     # the write keys, and the key that verifies unsubscribe links
@@ -49,6 +60,35 @@ def test_ingest_can_only_put_events_and_read_leads(template_json: dict[str, Any]
         "secretsmanager:GetSecretValue": secrets,
         "secretsmanager:DescribeSecret": secrets,
     }
+
+
+def test_ingest_writes_only_leads_own_items_and_the_anonymous_erasure_counts(
+    template_json: dict[str, Any], stack: NurtureStack
+) -> None:
+    leads = _arn(stack.storage.leads_table)
+    writes = [
+        (s.actions, s.condition)
+        for s in _statements(template_json, stack, "ingest")
+        if {"dynamodb:UpdateItem", "dynamodb:PutItem"} & s.actions and leads in s.resources
+    ]
+    assert sorted(writes, key=repr) == sorted(
+        [
+            (
+                frozenset({"dynamodb:UpdateItem"}),
+                {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [c.LEADS_ERASURES_PK]}},
+            ),
+            # sales feedback: never a profile link, the routing counter or another partition
+            (
+                frozenset({"dynamodb:PutItem", "dynamodb:UpdateItem"}),
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LEAD#*"]}},
+            ),
+        ],
+        key=repr,
+    )
+
+
+def test_ingest_announces_what_sales_said_on_the_bus(template_json: dict[str, Any], stack: NurtureStack) -> None:
+    assert allowed(_statements(template_json, stack, "ingest"))["events:PutEvents"] == {_arn(stack.bus.event_bus)}
 
 
 def test_scorer_reads_the_stream_and_events_and_writes_only_leads(
@@ -91,7 +131,11 @@ def test_dispatcher_can_only_query_the_due_index(template_json: dict[str, Any], 
         "dynamodb:PutItem": {_arn(stack.storage.leads_table)},
         "dynamodb:UpdateItem": {_arn(stack.storage.leads_table)},
     }
-    assert actions_on(statements, "s3:") == {"s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY)}}
+    # the programme and the emails' front matter (topics and personas choose a lead's next email); never a write
+    assert actions_on(statements, "s3:") == {
+        "s3:GetObject": {_object(stack, c.CONTENT_PROGRAMME_KEY), _object(stack, f"{c.CONTENT_EMAILS_PREFIX}*")},
+        "s3:ListBucket": {_arn(stack.content.bucket)},
+    }
 
 
 def test_dispatcher_queues_sends_and_announces_timeouts(template_json: dict[str, Any], stack: NurtureStack) -> None:

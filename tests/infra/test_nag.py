@@ -26,6 +26,7 @@ ACKNOWLEDGED = {
     ("AwsSolutions-IAM5[Resource::*]", "Dispatch/Dispatcher/Role"),
     ("AwsSolutions-IAM5[Resource::*]", "Dispatch/Sender/Role"),
     ("AwsSolutions-IAM5[Resource::<ContentBucket.Arn>/emails/*]", "Dispatch/Sender/Role"),
+    ("AwsSolutions-IAM5[Resource::<ContentBucket.Arn>/emails/*]", "Dispatch/Dispatcher/Role"),
     ("AwsSolutions-APIG4", "Ingest/Api/POST--v1--track"),
     ("AwsSolutions-APIG4", "Ingest/Api/POST--v1--page"),
     ("AwsSolutions-APIG4", "Ingest/Api/POST--v1--identify"),
@@ -41,6 +42,11 @@ ACKNOWLEDGED = {
     ("AwsSolutions-IAM5[Resource::<ContentBucket.Arn>/incoming/*]", "ContentCheck/Handler/Role"),
     ("AwsSolutions-IAM5[Resource::<ContentBucket.Arn>/emails/*]", "ContentCheck/Handler/Role"),
     ("AwsSolutions-SQS3", "ContentCheck/Dlq"),
+    ("AwsSolutions-L1", "Alerts/Handler/Function"),
+    ("AwsSolutions-IAM5[Resource::*]", "Alerts/Handler/Role"),
+    ("AwsSolutions-SMG4", "Alerts/SlackWebhook"),
+    ("AwsSolutions-L1", "EmailEvents/Handler/Function"),
+    ("AwsSolutions-IAM5[Resource::*]", "EmailEvents/Handler/Role"),
     ("AwsSolutions-IAM5[Action::s3:GetObject*]", "Content/SeedRole"),
     ("AwsSolutions-IAM5[Action::s3:GetBucket*]", "Content/SeedRole"),
     ("AwsSolutions-IAM5[Action::s3:List*]", "Content/SeedRole"),
@@ -52,6 +58,9 @@ ACKNOWLEDGED = {
     ),
     ("AwsSolutions-IAM5[Resource::<ContentBucket.Arn>/*]", "Content/SeedRole"),
     ("AwsSolutions-L1", "Custom::CDKBucketDeployment"),
+    ("AwsSolutions-CFR1", "Snippet/Distribution"),
+    ("AwsSolutions-CFR2", "Snippet/Distribution"),
+    ("AwsSolutions-CFR4", "Snippet/Distribution"),
 }
 
 

@@ -8,12 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyItemAlreadyExistsError,
-    IdempotencyItemNotFoundError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from nurture.domain.journey import SalesAlert, Transition
 from nurture.domain.programme import Stage
@@ -23,7 +17,7 @@ from nurture.pipeline.ports import Conflict, NotSent, SendRequest, StoredEvent
 from nurture.pipeline.score import CoalescingScorer
 from nurture.pipeline.send import Sender, deliver
 from nurture.runtime.observability import metrics
-from tests.fakes import FakeBus, FakeLeads, FakeMailer, FakeQueue, fake_content, fake_ports
+from tests.fakes import FakeBus, FakeIdempotency, FakeLeads, FakeMailer, FakeQueue, fake_content, fake_ports
 from tests.support import T0, days, identify, page, starter, starter_yaml, track
 
 
@@ -249,7 +243,12 @@ def test_the_sender_renders_and_sends_the_queued_email(service, ports) -> None:
     assert mail["to"] == "u-1@northwind.example"
     assert mail["subject"] in ("Why most nurture drips stall", 'The problem with "six emails over 30 days"')
     assert "Hi Ada," in str(mail["text"])
-    assert mail["tags"] == {"sequence": "awareness", "content_id": "awareness-01-why-drips-stall"}
+    assert mail["tags"] == {
+        "sequence": "awareness",
+        "content_id": "awareness-01-why-drips-stall",
+        "lead_id": request.lead_id,  # SES returns the tags with its feedback: how a bounce finds its lead
+        "variant": "0" if mail["subject"] == "Why most nurture drips stall" else "1",
+    }
     assert [r.content_id for r in ports.leads.sent] == ["awareness-01-why-drips-stall"]
 
 
@@ -344,38 +343,13 @@ def test_an_email_for_a_sequence_the_lead_has_left_is_not_sent(service, ports) -
     assert deliver(request, ports, fake_content(ports), T0).outcome == "skipped"
 
 
-class MemoryRecords(BasePersistenceLayer):
-    """Idempotency records in memory, written as DynamoDB does: a live record is never overwritten."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: dict[str, DataRecord] = {}
-
-    def _get_record(self, idempotency_key: str) -> DataRecord:
-        if idempotency_key not in self.records:
-            raise IdempotencyItemNotFoundError
-        return self.records[idempotency_key]
-
-    def _put_record(self, data_record: DataRecord) -> None:
-        old = self.records.get(data_record.idempotency_key)
-        if old is not None and not old.is_expired:
-            raise IdempotencyItemAlreadyExistsError(old_data_record=old)
-        self.records[data_record.idempotency_key] = data_record
-
-    def _update_record(self, data_record: DataRecord) -> None:
-        self.records[data_record.idempotency_key] = data_record
-
-    def _delete_record(self, data_record: DataRecord) -> None:
-        self.records.pop(data_record.idempotency_key, None)
-
-
 class Killed(BaseException):
     """The invocation dies mid-send (a timeout, the process killed): no `except Exception` sees it."""
 
 
 def test_a_send_request_delivered_again_sends_nothing_more(service, ports) -> None:
     request = _queued_email(service, ports)
-    sender = Sender(MemoryRecords())
+    sender = Sender(FakeIdempotency())
     first = sender.send(request, ports, fake_content(ports), T0)
     # Again, and again as a later dispatch would queue it (another step and time, the same lead and email)
     again = sender.send(request, ports, fake_content(ports), T0 + days(1))
@@ -389,7 +363,7 @@ def test_a_send_request_delivered_again_sends_nothing_more(service, ports) -> No
 def test_the_record_that_guards_an_email_is_kept_a_year_under_a_name_that_survives_refactors(service, ports) -> None:
     # Given an email the sender delivered
     request = _queued_email(service, ports)
-    records = MemoryRecords()
+    records = FakeIdempotency()
     assert Sender(records).send(request, ports, fake_content(ports), T0).outcome == "sent"
     # Then its idempotency record outlives any redelivery or republished outbox for a year (powertools' default
     # is an hour), and is keyed `send#<hash>`, not by module and function name: a deploy that moves `deliver`
@@ -402,7 +376,7 @@ def test_the_record_that_guards_an_email_is_kept_a_year_under_a_name_that_surviv
 
 def test_a_send_in_progress_elsewhere_is_blocked_not_sent(service, ports, monkeypatch) -> None:
     request = _queued_email(service, ports)
-    sender = Sender(MemoryRecords())
+    sender = Sender(FakeIdempotency())
     counted: list[str] = []
     monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
     duplicates = []
@@ -421,7 +395,7 @@ def test_a_send_in_progress_elsewhere_is_blocked_not_sent(service, ports, monkey
 
 def test_a_send_interrupted_mid_way_is_never_retried(service, ports, monkeypatch) -> None:
     request = _queued_email(service, ports)
-    sender = Sender(MemoryRecords())
+    sender = Sender(FakeIdempotency())
 
     def die(**_):
         raise Killed
@@ -483,7 +457,7 @@ def test_one_batch_joining_two_anonymous_histories_to_a_lead_merges_both(service
 def test_a_send_whose_answer_is_lost_is_never_sent_again(service, ports, monkeypatch, failure) -> None:
     # Given the mailer hands the email over and then loses SES's answer
     request = _queued_email(service, ports)
-    sender = Sender(MemoryRecords())
+    sender = Sender(FakeIdempotency())
     counted: list[str] = []
     monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
     mailer_send = ports.mailer.send
@@ -506,7 +480,7 @@ def test_a_send_whose_answer_is_lost_is_never_sent_again(service, ports, monkeyp
 def test_an_email_sent_whose_record_cannot_be_written_is_not_sent_again(service, ports, monkeypatch) -> None:
     # Given SES accepts the email but the send record's write is throttled
     request = _queued_email(service, ports)
-    sender = Sender(MemoryRecords())
+    sender = Sender(FakeIdempotency())
     counted: list[str] = []
     monkeypatch.setattr(metrics, "add_metric", lambda name, **_: counted.append(name))
 
@@ -527,7 +501,7 @@ def test_an_email_sent_whose_record_cannot_be_written_is_not_sent_again(service,
 def test_an_email_the_mailer_surely_did_not_send_is_retried(service, ports, monkeypatch) -> None:
     # Given SES refuses the first attempt (throttled: nothing went out)
     request = _queued_email(service, ports)
-    sender = Sender(MemoryRecords())
+    sender = Sender(FakeIdempotency())
     mailer_send = ports.mailer.send
 
     def refused(**email):

@@ -30,6 +30,8 @@ LEADS_EMAIL_ATTRIBUTE = "email"
 LEADS_DUE_INDEX = "due"  # partition key "due_shard" (string), sort key "due_at" (ISO-8601 UTC)
 LEADS_DUE_SHARD_ATTRIBUTE = "due_shard"
 LEADS_DUE_AT_ATTRIBUTE = "due_at"
+# Erasure keeps only anonymous counts: one item per month (sort key YYYY-MM) under this partition key.
+LEADS_ERASURES_PK = "ERASURES"
 # A lead's state item stays under this many bytes however many events it gets (DynamoDB's limit is 400 KB):
 # docs/reliability.md, "Bounded leads"; tests/unit/test_bounded_leads.py and tests/bench/flood.py measure it.
 LEAD_ITEM_BUDGET_BYTES = 64 * 1024
@@ -50,6 +52,8 @@ FUNCTION_DIRS = {
     "dispatcher": "3_dispatcher",
     "sender": "4_sender",
     "content_check": "5_content_check",
+    "email_events": "6_email_events",
+    "alerts": "7_alerts",
 }
 
 # --- Other resources ------------------------------------------------------------------------
@@ -58,6 +62,16 @@ SEND_QUEUE = "nurture-send"
 SEND_DLQ = "nurture-send-dlq"
 SCORER_DLQ = "nurture-scorer-dlq"
 ALERTS_TOPIC = "nurture-sales-alerts"
+# `Sales Alert` bus events reach the alerts function through this queue (a rule target); a qualification whose
+# alert could not be delivered after ALERTS_MAX_RECEIVE_COUNT tries moves to the DLQ.
+ALERTS_QUEUE = "nurture-alerts"
+ALERTS_DLQ = "nurture-alerts-dlq"
+ALERTS_MAX_RECEIVE_COUNT = 5
+ALERTS_BATCH_SIZE = 10
+# Secrets Manager secret {"webhook_url": "https://hooks.slack.com/..."}: Slack is off while it is empty.
+SLACK_WEBHOOK_SECRET = "nurture/slack-webhook"  # noqa: S105 - a secret's name
+# Owners assigned to leads in turn: one counter item in the leads table.
+ROUND_ROBIN_PK = "ROUTING"
 CONTENT_PROGRAMME_KEY = "programme.yaml"
 CONTENT_EMAILS_PREFIX = "emails/"
 # Marketers upload under this prefix; the content check (functions/5_content_check) copies a file that passes the
@@ -69,10 +83,32 @@ CONTENT_EVENT_DETAIL_TYPES = ("Object Created", "Object Deleted")
 OPERATIONS_TOPIC = "nurture-operations"
 CONTENT_CHECK_DLQ = "nurture-content-check-dlq"
 SES_CONFIGURATION_SET = "nurture"
+# SES feedback: the configuration set publishes delivery, open, click, bounce, complaint and reject records to
+# the default EventBridge bus; a rule sends them to this queue, which the email-events Lambda reads
+# (docs/email-feedback.md).
+EMAIL_EVENTS_QUEUE = "nurture-email-events"
+EMAIL_EVENTS_DLQ = "nurture-email-events-dlq"
+EMAIL_EVENTS_BATCH_SIZE = 10
+EMAIL_EVENTS_MAX_RECEIVE_COUNT = 5
+# What the email-events Lambda keeps per email (its delivery and clicks, for the scanner rule) lives in the leads
+# table under the lead's own key (`LEAD#<id>`, sort key `MAIL#<ses message id>#...`) and expires by this attribute.
+LEADS_TTL_ATTRIBUTE = "expires_at"
 DISPATCH_SCHEDULE_MINUTES = 5
 STAGE_CHANGED_DETAIL_TYPE = "Lead Stage Changed"
+SALES_ALERT_DETAIL_TYPE = "Sales Alert"
+# Published by the alerts function once a qualified lead has an owner: for CRM connectors.
+LEAD_QUALIFIED_DETAIL_TYPE = "Lead Qualified"
 # One-click unsubscribe (RFC 8058): the route every email's List-Unsubscribe header points at.
 UNSUBSCRIBE_PATH = "/v1/unsubscribe"
+# The tracking snippet (nurture/static/nurture.js, docs/snippet.md): `nurture local` serves it at SNIPPET_PATH;
+# deployed, CloudFront serves it from the content bucket's SNIPPET_PREFIX, the only part of the bucket it may read.
+SNIPPET_FILE = "nurture.js"
+SNIPPET_PATH = "/nurture.js"
+SNIPPET_PREFIX = "public/"
+SNIPPET_CONTENT_TYPE = "text/javascript; charset=utf-8"
+# Sites load it by a fixed URL: browsers and CloudFront re-check it every five minutes, so an update reaches every
+# site that soon, with no invalidation.
+SNIPPET_CACHE_CONTROL = "public, max-age=300"
 
 # --- Failure handling: what Lambda retries, and when it gives up --------------------------------
 # The scorer's event source mapping on the events table's stream (bisect on error, report batch item
@@ -98,6 +134,8 @@ ENV_WRITE_KEYS_SECRET = "NURTURE_WRITE_KEYS_SECRET"  # noqa: S105 - the name of 
 ENV_ALLOWED_ORIGINS = "NURTURE_ALLOWED_ORIGINS"  # comma-separated CORS origins
 ENV_DUE_SHARDS = "NURTURE_DUE_SHARDS"
 ENV_OPERATIONS_TOPIC_ARN = "NURTURE_OPERATIONS_TOPIC_ARN"  # only the content check publishes to it
+ENV_ALERTS_TOPIC_ARN = "NURTURE_ALERTS_TOPIC_ARN"  # only the alerts function publishes to it
+ENV_SLACK_WEBHOOK_SECRET = "NURTURE_SLACK_WEBHOOK_SECRET"  # noqa: S105 - the name of a variable holding an ARN
 # Secrets Manager id of {"signing_key": "..."}: the HMAC key of unsubscribe and click-through links.
 ENV_SIGNING_KEY_SECRET = "NURTURE_SIGNING_KEY_SECRET"  # noqa: S105 - the name of a variable holding an ARN
 ENV_PUBLIC_URL = "NURTURE_PUBLIC_URL"  # where the API answers: links in emails point here

@@ -8,7 +8,9 @@ only at the version it was read, and a profile is linked to one lead. Key layout
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +31,7 @@ from nurture.pipeline.ports import (
     effects_adapter,
 )
 
+IDEMPOTENCY_KEY = "id"  # powertools' DynamoDBPersistenceLayer default key attribute (infra/constructs/storage.py)
 _CONFLICTS = ("ConditionalCheckFailedException", "TransactionCanceledException")
 STATE = "STATE"
 LINK = "LINK"
@@ -99,6 +102,32 @@ class EventTable:
             ):
                 events += [stored_event(_plain(item)) for item in page["Items"]]
         return events
+
+    def erase(self, profile_ids: Iterable[str]) -> list[str]:
+        keys: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("query")
+        for profile_id in dict.fromkeys(profile_ids):
+            for page in paginator.paginate(
+                TableName=self.table,
+                KeyConditionExpression="#pk = :pk",
+                ProjectionExpression="#pk, #sk",
+                ExpressionAttributeNames={"#pk": c.EVENTS_PK, "#sk": c.EVENTS_SK},
+                ExpressionAttributeValues={":pk": {"S": profile_id}},
+            ):
+                keys += page["Items"]
+        _delete_all(self.client, self.table, keys)
+        return [key[c.EVENTS_SK]["S"] for key in keys]
+
+
+def _delete_all(client: Any, table: str, keys: list[dict[str, Any]]) -> None:
+    """Delete these items (by key), 25 to a request, until DynamoDB has processed every one."""
+    for start in range(0, len(keys), 25):
+        request: dict[str, Any] = {table: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]}
+        for attempt in itertools.count():
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))  # throttled: DynamoDB asks to back off before the rest
 
 
 def stored_event(image: Mapping[str, Any]) -> StoredEvent:
@@ -293,6 +322,68 @@ class LeadTable:
             records += [_sent_record(lead_id, item) for item in page["Items"]]
         return records
 
+    def lead_ids_by_email(self, email: str) -> list[str]:
+        ids = []
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            IndexName=c.LEADS_BY_EMAIL_INDEX,
+            KeyConditionExpression="#e = :e",
+            ExpressionAttributeNames={"#e": c.LEADS_EMAIL_ATTRIBUTE},
+            ExpressionAttributeValues={":e": {"S": email.strip().lower()}},
+        ):
+            ids += [item[c.LEADS_PK]["S"].removeprefix("LEAD#") for item in page["Items"]]
+        return list(dict.fromkeys(ids))
+
+    def erase_lead(self, lead_id: str) -> int:
+        # The whole partition, whatever it holds now (send records, and items other features keep per lead).
+        keys = []
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="#pk = :pk",
+            ProjectionExpression="#pk, #sk",
+            ExpressionAttributeNames={"#pk": c.LEADS_PK, "#sk": c.LEADS_SK},
+            ExpressionAttributeValues={":pk": {"S": f"LEAD#{lead_id}"}},
+            ConsistentRead=True,
+        ):
+            keys += page["Items"]
+        # One DeleteItem each (a partition holds tens of items), so the API may delete here but never write; the
+        # state last: until then, the lead is found and an erasure cut short can be asked again.
+        keys.sort(key=lambda key: key[c.LEADS_SK]["S"] == STATE)
+        for key in keys:
+            self.client.delete_item(TableName=self.table, Key=key)
+        return len(keys)
+
+    def unlink(self, profile_ids: Iterable[str], lead_id: str) -> int:
+        unlinked = 0
+        for profile_id in dict.fromkeys(profile_ids):
+            delete = {
+                "TableName": self.table,
+                "Key": profile_key(profile_id),
+                "ConditionExpression": "lead_id = :id",
+                "ExpressionAttributeValues": {":id": {"S": lead_id}},
+            }
+            try:
+                self.client.delete_item(**delete)
+            except ClientError as error:
+                if not _is_conflict(error):
+                    raise
+                continue  # no link, or one to another lead: not this lead's to delete
+            unlinked += 1
+        return unlinked
+
+    def count_erasure(self, month: str, counts: Mapping[str, int]) -> None:
+        names = {f"#n{n}": name for n, name in enumerate(sorted(counts))}
+        values = {f":v{n}": {"N": str(counts[name])} for n, name in enumerate(sorted(counts))}
+        self.client.update_item(
+            TableName=self.table,
+            Key={c.LEADS_PK: {"S": c.LEADS_ERASURES_PK}, c.LEADS_SK: {"S": month}},
+            UpdateExpression="ADD " + ", ".join(f"{name} {value}" for name, value in zip(names, values, strict=True)),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
     def _item(self, stored: StoredLead) -> dict[str, Any]:
         lead = stored.lead
         item: dict[str, Any] = {
@@ -372,3 +463,20 @@ def _sent_record(lead_id: str, item: dict[str, Any]) -> SentRecord:
         provider_id=item["provider_id"]["S"],
         variant=int(item.get("variant", {"N": "0"})["N"]),  # records written before A/B subjects: the only subject
     )
+
+
+class IdempotencyTable:
+    """The powertools idempotency table, as erasure sees it: records deleted by key (powertools' `id` attribute)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def delete(self, keys: Collection[str]) -> int:
+        deleted = 0
+        for key in sorted(set(keys)):
+            answer = self.client.delete_item(
+                TableName=self.table, Key={IDEMPOTENCY_KEY: {"S": key}}, ReturnValues="ALL_OLD"
+            )
+            deleted += bool(answer.get("Attributes"))
+        return deleted

@@ -6,11 +6,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from nurture.constants import EVENT_SOURCE, STAGE_CHANGED_DETAIL_TYPE
+from nurture.constants import EVENT_SOURCE, SALES_ALERT_DETAIL_TYPE, STAGE_CHANGED_DETAIL_TYPE
 from nurture.domain.journey import Effect, SalesAlert, Transition
 from nurture.pipeline.ports import effect_id
-
-SALES_ALERT_DETAIL_TYPE = "Sales Alert"
 
 
 def effect_detail(effect: Effect) -> tuple[str, dict[str, Any]]:

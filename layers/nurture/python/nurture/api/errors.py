@@ -24,6 +24,10 @@ class Unauthorised(ApiError):
     status = HTTPStatus.UNAUTHORIZED
 
 
+class Forbidden(ApiError):
+    status = HTTPStatus.FORBIDDEN
+
+
 class TooLarge(ApiError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 

@@ -22,13 +22,15 @@ from pydantic import BaseModel
 
 from nurture.api import sales, unsubscribe
 from nurture.api.auth import known_write_key, same_secret, secret_write_keys, write_key_of
-from nurture.api.errors import ApiError, ErrorBody, NotFound, TooLarge, Unauthorised
+from nurture.api.errors import ApiError, ErrorBody, Forbidden, NotFound, TooLarge, Unauthorised
 from nurture.api.views import IngestResult, LeadView, lead_view
 from nurture.domain.messages import IdentifyMessage, PageMessage, TrackMessage
+from nurture.pipeline.erase import Eraser, Erasure
 from nurture.pipeline.ingest import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
     Batch,
+    ClickLinks,
     Intake,
     Problem,
     parse_body,
@@ -64,6 +66,10 @@ _INGEST_RESPONSES: dict[int, OpenAPIResponse] = {
         "content": {"application/json": {"model": IngestResult}},
     },
     401: {"description": "Missing or unknown write key", "content": {"application/json": {"model": ErrorBody}}},
+    403: {
+        "description": "Sent by a web page whose origin is not one of the stack's allowed origins: nothing stored",
+        "content": {"application/json": {"model": ErrorBody}},
+    },
     413: {
         "description": "A message over 32 KB or a batch over 500 KB",
         "content": {"application/json": {"model": ErrorBody}},
@@ -77,6 +83,14 @@ _ADMIN_RESPONSES: dict[int, OpenAPIResponse] = {
     },
     401: {"description": "Missing or wrong admin credential", "content": {"application/json": {"model": ErrorBody}}},
     404: {"description": "No such lead", "content": {"application/json": {"model": ErrorBody}}},
+}
+_ERASE_RESPONSES: dict[int, OpenAPIResponse] = {
+    **_ADMIN_RESPONSES,
+    200: {"description": "Erased: what was removed, in counts", "content": {"application/json": {"model": Erasure}}},
+    404: {
+        "description": "No such lead: never known, or erased already",
+        "content": {"application/json": {"model": ErrorBody}},
+    },
 }
 INGEST_BODIES: dict[str, type[BaseModel]] = {
     "/v1/track": TrackMessage,
@@ -116,14 +130,23 @@ def build_app(
         # Parsed before the write key is checked, as the key may be in the body: parse_body never raises,
         # so a body that cannot be read is a 401 without a key and a 400 with one, never a 5xx.
         body = parse_body(raw) if raw is not None else Problem(field="body", problem="could not be decoded")
+        # CORS alone does not stop a browser: a text/plain POST (navigator.sendBeacon) is sent without asking, and
+        # only its answer is hidden from the page. So a page from an origin not allowed has nothing stored.
+        origin = next((value for name, value in event.headers.items() if name.lower() == "origin"), None)
+        if origin is not None and "*" not in origins and origin not in origins:
+            raise Forbidden(f"the origin {origin[:100]} may not send events: add it to the stack's allowed origins")
         if not known_write_key(write_key_of(dict(event.headers), body), write_keys()):
             raise Unauthorised(
                 "missing or unknown write key: send it as the HTTP basic user, in X-Write-Key, "
                 "or as writeKey in the body"
             )
         # Not JSON gets the same 400 body as any other bad message, so a client reads one shape.
-        intake = Intake(problems=[body]) if isinstance(body, Problem) else read_messages(body, kind, clock.now())
-        duplicates = sum(not new for new in store_all(wiring.ports().events, intake.accepted))
+        ports = wiring.ports()
+        clicks = ClickLinks(ports.signer, ports.leads, ports.events)  # an email link's token ties the visitor
+        intake = (
+            Intake(problems=[body]) if isinstance(body, Problem) else read_messages(body, kind, clock.now(), clicks)
+        )
+        duplicates = sum(not new for new in store_all(ports.events, intake.accepted))
         count(Metric.MESSAGES_ACCEPTED, len(intake.accepted))
         count(Metric.MESSAGES_REJECTED, len(intake.problems))
         count(Metric.DUPLICATE_MESSAGES, duplicates)
@@ -165,8 +188,10 @@ def build_app(
         return app.get(path, middlewares=[require_admin], responses=_ADMIN_RESPONSES, tags=["admin"], summary=summary)
 
     def admin_view(stored: StoredLead) -> LeadView:
-        records = wiring.ports().leads.send_records(stored.lead.lead_id)  # each send's delivery
-        return lead_view(stored, wiring.content().programme(), clock.now(), records)
+        ports = wiring.ports()
+        records = ports.leads.send_records(stored.lead.lead_id)  # each send's delivery
+        owner = ports.owners.owner_of(stored.lead.lead_id) if ports.owners else None
+        return lead_view(stored, wiring.content().programme(), clock.now(), records, owner)
 
     @admin_route("/v1/leads", "Find a lead by email")
     def find_lead(email: Annotated[str, Query(min_length=3, max_length=254)]) -> LeadView:
@@ -181,6 +206,21 @@ def build_app(
         if stored is None:
             raise NotFound("no lead with that id")
         return admin_view(stored)
+
+    @app.delete(
+        "/v1/leads/<lead_id>",
+        middlewares=[require_admin],
+        responses=_ERASE_RESPONSES,
+        tags=["admin"],
+        summary="Erase a lead: its personal data and events, everywhere (GDPR erasure; docs/privacy.md)",
+    )
+    def erase_lead(
+        lead_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_:.-]+$")],
+    ) -> Erasure:
+        erasure = Eraser(wiring.ports()).erase(lead_id, clock.now())
+        if erasure is None:
+            raise NotFound("no lead with that id: never known, or erased already")
+        return erasure
 
     sales.register(app, require_admin, admin_view, _ADMIN_RESPONSES)
     unsubscribe.register(app)  # the signed token is its credential: no write key, no admin

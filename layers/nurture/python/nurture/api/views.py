@@ -93,12 +93,19 @@ class LeadView(BaseModel):
     )
     sales_status: str | None = Field(description="The latest status sales gave the lead, if any")
     sales_history: list[SalesRecord] = Field(description="Every status sales gave, with when, oldest first")
+    owner: str | None = Field(default=None, description="The sales rep who owns the lead, once it was qualified")
     skipped: list[str] = Field(
         description="Emails that did not render for this lead (broken content): not sent, never tried again"
     )
 
 
-def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: Iterable[SentRecord]) -> LeadView:
+def lead_view(
+    stored: StoredLead,
+    programme: Programme,
+    now: datetime,
+    records: Iterable[SentRecord],
+    owner: str | None = None,
+) -> LeadView:
     """The lead as an admin sees it; `records` (`LeadStore.send_records`) tell each send's delivery."""
     lead = stored.lead
     fit = fit_score(lead.traits, programme)
@@ -122,4 +129,5 @@ def lead_view(stored: StoredLead, programme: Programme, now: datetime, records: 
         skipped=list(lead.skipped),
         sales_status=lead.sales_status,
         sales_history=list(lead.sales_history),
+        owner=owner,
     )

@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, Message, TrackMessage
 from nurture.domain.programme import Programme, Stage, path_matches
 from nurture.domain.schedule import next_send_time
-from nurture.domain.scoring import Tallies, below_since, day_of, fit_score, intent_score, matching_rules
+from nurture.domain.scoring import (
+    Tallies,
+    below_since,
+    clicked_path,
+    day_of,
+    fit_score,
+    intent_score,
+    is_automated,
+    matching_rules,
+)
 
 UNSUBSCRIBED = "Unsubscribed"
 COMPLAINED = "Email Complained"
@@ -476,7 +485,11 @@ class _Journey:
         if changed:
             self.update(tallies=tallies)
             self.remember(message.message_id)
-        engaged = not (isinstance(message, TrackMessage) and message.event in self.programme.intent.not_engagement)
+        # A bounce is what a mail server said, and an open or click flagged as a link scanner's is no person's.
+        engaged = not (
+            isinstance(message, TrackMessage)
+            and (message.event in self.programme.intent.not_engagement or message.event == BOUNCED)
+        ) and not is_automated(message)
         if engaged and (self.lead.last_engagement_at is None or message.timestamp > self.lead.last_engagement_at):
             self.update(last_engagement_at=message.timestamp)
         by_id = self.programme.rules_by_id
@@ -501,12 +514,16 @@ class _Journey:
             self.promote()
 
     def note_interests(self, message: BehaviourMessage) -> None:
-        """Count the message towards every programme topic it belongs to (page path or track event)."""
+        """Count the message towards every programme topic it belongs to (page path, the path of a clicked email
+        link, or track event); a scanner's click belongs to none."""
+        if is_automated(message):
+            return
+        path = message.path if not isinstance(message, TrackMessage) else clicked_path(message)
         topics = [
             name
             for name, topic in self.programme.topics.items()
             if (isinstance(message, TrackMessage) and message.event in topic.events)
-            or (not isinstance(message, TrackMessage) and path_matches(message.path, topic.paths))
+            or (path is not None and path_matches(path, topic.paths))
         ]
         if topics:
             interests = dict(self.lead.interests)
@@ -593,7 +610,8 @@ class _Journey:
         if message.event == BOUNCED:
             permanent = str(message.properties.get("bounce_type", "")).lower() == "permanent"
             if permanent and stage is not None and stage.is_sequence:
-                self.move(Stage.SUPPRESSED, "email address bounced permanently")
+                subtype = str(message.properties.get("bounce_subtype") or "").strip()
+                self.move(Stage.SUPPRESSED, "email address bounced permanently" + (f" ({subtype})" if subtype else ""))
             return True
         if message.event in self.programme.sales_handoff.events:
             if stage is not None and stage.is_sequence:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from wcmatch import glob
 
 from nurture.domain.messages import Seniority
@@ -156,6 +156,20 @@ class Exclusions(_Strict):
         return [domain.strip().lower() for domain in value]
 
 
+class Grades(_Strict):
+    """The least fit score of each grade; a lead below C's is graded D."""
+
+    A: int = 60
+    B: int = 40
+    C: int = 20
+
+    @model_validator(mode="after")
+    def _descending(self) -> Grades:
+        if not self.A >= self.B >= self.C:
+            raise ValueError("grades must not increase from A to C")
+        return self
+
+
 class Fit(_Strict):
     company_size: list[SizeBand] = Field(default_factory=list)
     seniority: dict[Seniority, int] = Field(default_factory=dict)
@@ -164,6 +178,12 @@ class Fit(_Strict):
     country: dict[str, int] = Field(default_factory=dict)
     personal_email: int = Field(default=0, le=0, description="Points for a free/personal email domain")
     exclude: Exclusions = Field(default_factory=Exclusions)
+    grades: Grades = Field(default_factory=lambda: Grades(), description="Fit grades, as sales sees them in alerts")
+
+    def grade(self, score: int) -> str:
+        """The fit grade of a fit score: the best grade whose least score it reaches, else D."""
+        grades = self.grades
+        return next((g for g, least in (("A", grades.A), ("B", grades.B), ("C", grades.C)) if score >= least), "D")
 
 
 # --- Sequences --------------------------------------------------------------------------------
@@ -208,8 +228,94 @@ class Schedule(_Strict):
     frequency_cap: FrequencyCap = FrequencyCap(max_emails=3, per_days=7)
 
 
+class Owner(_Strict):
+    """A sales rep who can own leads."""
+
+    name: str = Field(min_length=1, max_length=100)
+    email: str | None = Field(default=None, max_length=254)
+    slack: str | None = Field(
+        default=None, pattern=r"^[UW][A-Z0-9]{2,20}$", description="Slack member id, so the alert mentions them"
+    )
+
+
+class RoutingRule(_Strict):
+    """Leads matching every listed condition go to `owner` (rules are tried in order; the first match wins)."""
+
+    owner: str
+    countries: list[str] = Field(default_factory=list, description="ISO 3166 alpha-2 codes")
+    min_company_size: int | None = Field(default=None, ge=0)
+    max_company_size: int | None = Field(default=None, ge=0)
+
+
 class SalesHandoff(_Strict):
     events: list[str] = Field(default_factory=lambda: ["Demo Booked"])
+    owners: list[Owner] = Field(
+        default_factory=list, description="Sales reps: a lead no rule matches goes to the next one in turn"
+    )
+    rules: list[RoutingRule] = Field(default_factory=list, description="Routing by country and company size")
+    lead_link: str | None = Field(
+        default=None,
+        pattern=r"^https://[^\s]*\{lead_id\}[^\s]*$",
+        max_length=500,
+        description="Where the alert's link points, with `{lead_id}` (your CRM); default: the API's lead view",
+    )
+
+    @model_validator(mode="after")
+    def _rules_name_owners(self) -> SalesHandoff:
+        names = [owner.name for owner in self.owners]
+        if len(set(names)) != len(names):
+            raise ValueError("owners: each owner's name must be different")
+        unknown = sorted({rule.owner for rule in self.rules} - set(names))
+        if unknown:
+            raise ValueError(f"rules: {', '.join(unknown)} is not one of the owners ({', '.join(names) or 'none'})")
+        return self
+
+
+# --- Email feedback: what SES reports about an email ---------------------------------------------
+# Starting points, matched case-insensitively inside the User-Agent: tools and scanners that fetch links for a
+# mailbox, not people. Tune them (and `networks`) with the flagged events your own mail produces.
+SCANNER_USER_AGENTS = (
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "symantec",
+    "trendmicro",
+    "forcepoint",
+    "sophos",
+    "headlesschrome",
+    "python-requests",
+    "go-http-client",
+    "curl/",
+    "wget/",
+)
+
+
+class Scanner(_Strict):
+    """When an email open or click looks like a corporate link scanner's (Safe Links, Proofpoint, Mimecast), not a
+    person's: it is stored and flagged `automated`, scores nothing and is not engagement."""
+
+    seconds_after_delivery: int = Field(
+        default=60, ge=0, le=3600, description="An open or click this soon after the email was delivered"
+    )
+    all_links_within_seconds: int = Field(
+        default=10, ge=0, le=600, description="A click with another link of the same email clicked this close to it"
+    )
+    user_agents: list[str] = Field(
+        default_factory=lambda: list(SCANNER_USER_AGENTS),
+        description="Case-insensitive parts of a User-Agent that only scanners send",
+    )
+    networks: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="CIDR blocks scanners click from, e.g. 40.94.0.0/16"
+    )
+
+    @field_validator("user_agents")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [agent.strip().lower() for agent in value if agent.strip()]
+
+
+class EmailFeedback(_Strict):
+    scanner: Scanner = Field(default_factory=Scanner)
 
 
 # --- Content: who sends, what to ask, topics and personas ----------------------------------------
@@ -277,6 +383,7 @@ class Programme(_Strict):
     profiling: Profiling = Field(default_factory=Profiling)
     topics: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Topic] = Field(default_factory=dict)
     personas: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Persona] = Field(default_factory=dict)
+    email_feedback: EmailFeedback = Field(default_factory=EmailFeedback)
     email_tags: dict[str, EmailTags] = Field(
         default_factory=dict,
         exclude=True,

@@ -22,6 +22,12 @@ from nurture.domain.messages import BehaviourMessage, LeadTraits, PageMessage, T
 from nurture.domain.programme import IntentRule, Programme, path_matches
 
 SECONDS_PER_DAY = 86_400.0
+# Made from SES click records (`nurture.domain.email_feedback`); the public API refuses it. It scores like a view
+# of the page its link points at (`properties.path`).
+EMAIL_LINK_CLICKED = "Email Link Clicked"
+# An email open or click that looks like a link scanner's carries `automated: true` and why: stored, scores nothing.
+AUTOMATED = "automated"
+AUTOMATED_BECAUSE = "automated_because"
 
 
 class Tallies(BaseModel):
@@ -145,12 +151,29 @@ class FitResult(BaseModel):
 
 
 def matching_rules(message: BehaviourMessage, programme: Programme) -> tuple[str, ...]:
-    """Ids of the intent rules this message matches."""
+    """Ids of the intent rules this message matches: none for one flagged as automated (a link scanner's)."""
+    if is_automated(message):
+        return ()
     return tuple(rule.id for rule in programme.intent.rules if _matches(rule, message))
+
+
+def is_automated(message: BehaviourMessage) -> bool:
+    """Flagged by SES feedback as a scanner's open or click: kept as a record, never a signal."""
+    return isinstance(message, TrackMessage) and message.properties.get(AUTOMATED) is True
+
+
+def clicked_path(message: BehaviourMessage) -> str | None:
+    """The page path an email link click leads to: such a click also counts as a view of that page."""
+    if isinstance(message, TrackMessage) and message.event == EMAIL_LINK_CLICKED:
+        path = message.properties.get("path")
+        return path if isinstance(path, str) and path.startswith("/") else None
+    return None
 
 
 def _matches(rule: IntentRule, message: BehaviourMessage) -> bool:
     when = rule.when
+    if when.type == "page" and (path := clicked_path(message)) is not None:
+        return bool(when.path) and path_matches(path, when.path) and not when.properties
     if isinstance(message, TrackMessage) and (when.type != "track" or message.event != when.event):
         return False
     if isinstance(message, PageMessage) and (

@@ -28,12 +28,14 @@ class CachedContent:
         self._cache: dict[str, tuple[str, Any, float]] = {}  # key -> (etag, parsed, checked at)
         self._lock = threading.Lock()
 
-    def programme(self) -> Programme:
-        """The programme, knowing each of its emails' topics and personas (to choose a lead's next email)."""
+    def programme(self, email_tags: bool = False) -> Programme:
+        """The programme; with `email_tags`, knowing each of its emails' topics and personas, which only choosing a
+        lead's next email needs (the dispatcher's ticks): reading them costs a read of every email, and a function
+        may read only `programme.yaml` (the scorer, the API, the alerts and email-events functions)."""
         programme: Programme = self._get(
             CONTENT_PROGRAMME_KEY, lambda text: load_programme(text, CONTENT_PROGRAMME_KEY)
         )
-        return programme.with_emails(self._tags)
+        return programme.with_emails(self._tags) if email_tags else programme
 
     def _tags(self, content_id: str) -> EmailTags | None:
         try:

@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nurture.domain.messages import CLIENT_INPUT, Message, TrackMessage, as_utc, segment_message
+from nurture.domain.messages import CLIENT_INPUT, IdentifyMessage, Message, TrackMessage, as_utc, segment_message
 from nurture.domain.system_events import is_system_event
-from nurture.pipeline.ports import StoredEvent
+from nurture.domain.tokens import Signer, TokenError
+from nurture.pipeline.ports import EventStore, LeadStore, StoredEvent
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -26,6 +27,10 @@ MAX_DEPTH = 32  # levels of objects and arrays in one message, the message itsel
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # nothing this engine scores happened before
 MAX_AHEAD = timedelta(days=1)  # how far past its receipt a message may say it happened (after skew correction)
 KINDS = ("track", "page", "identify")
+# Where an identify carries the signed token of the email link the visitor arrived by (nurture.js puts it there).
+CLICK_TOKEN_FIELD = "context.nurture.click_token"  # noqa: S105
+# The userId an email click gives a lead that has none, so a visitor can be linked to it: no website may send one.
+CLICK_USER_PREFIX = "nurture:lead:"
 
 
 class Problem(BaseModel):
@@ -72,8 +77,73 @@ def parse_body(raw: bytes) -> Any:
         return Problem(field="body", problem=f"is nested deeper than {MAX_DEPTH} levels")
 
 
-def read_messages(body: Any, kind: str | None, received_at: datetime) -> Intake:
-    """Messages from a `track`/`page`/`identify` body (kind given) or a batch body (kind None)."""
+@dataclass(frozen=True)
+class ClickLinks:
+    """Ties the visitor of an identify carrying a click token (`context.nurture.click_token`) to the lead the
+    token was signed for, when the token is one this stack signed for a click and has not expired.
+
+    The identify is stored under the lead's userId (so identity resolution folds the visitor's anonymous history
+    into the lead, as for any identify naming both ids) without the token, a credential, and with the lead's id
+    as `context.nurture.click_lead_id`. A lead with no userId gets one first: an identify naming
+    `nurture:lead:<lead id>` and one of the lead's anonymousIds, a millisecond earlier, stored here before the
+    visitor's, under the same profile, so the scorer reads it first (the stream keeps one key's order). An identify
+    that names its own userId is the website's word on who the visitor is: the token is dropped, nothing linked."""
+
+    signer: Signer
+    leads: LeadStore
+    events: EventStore
+
+    def link(self, message: IdentifyMessage, token: Any, now: datetime) -> IdentifyMessage | str:
+        """The message to store in place of `message`, or what is wrong with the token (then nothing is linked)."""
+        if not isinstance(token, str):
+            return "must be a string: the `nt` parameter of the email link"
+        try:
+            lead_id = self.signer.verify(token, "click", now)
+        except TokenError as error:
+            return f"is not a valid email click token ({error}): the visitor was not linked to any lead"
+        if message.user_id is not None:
+            return message
+        stored = self.leads.get(lead_id)
+        if stored is None or not stored.profiles:
+            return "was signed for a lead that no longer exists: the visitor was not linked to any lead"
+        context = {**message.context, "nurture": {"click_lead_id": lead_id}}
+        users = sorted(p for p in stored.profiles if p.startswith("u#"))
+        if users:
+            return message.model_copy(update={"user_id": users[0][2:], "context": context})
+        user_id = f"{CLICK_USER_PREFIX}{lead_id}"
+        first = IdentifyMessage(
+            type="identify",
+            message_id=f"click-user-{lead_id}",  # one per lead: a second click stores nothing new
+            user_id=user_id,
+            anonymous_id=min(stored.profiles)[2:],
+            timestamp=message.timestamp - timedelta(milliseconds=1),
+            context={"nurture": {"click_lead_id": lead_id}},
+        )
+        self.events.put(StoredEvent(profile_id=first.profile_ids[0], message=first, received_at=now))
+        return message.model_copy(update={"user_id": user_id, "context": context})
+
+
+def _click_token(message: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The message without `context.nurture.click_token`, and the token (None when absent). A client's own
+    `click_lead_id` goes too: stored, it means a verified token. Copies what it changes: a batch's shared
+    context is the same object in every message."""
+    context = message.get("context")
+    if not isinstance(context, dict) or not isinstance(context.get("nurture"), dict):
+        return message, None
+    if not {"click_token", "click_lead_id"} & context["nurture"].keys():
+        return message, None
+    nurture = dict(context["nurture"])
+    token = nurture.pop("click_token", None)
+    nurture.pop("click_lead_id", None)
+    rest = {k: v for k, v in context.items() if k != "nurture"}
+    return {**message, "context": {**rest, **({"nurture": nurture} if nurture else {})}}, token
+
+
+def read_messages(body: Any, kind: str | None, received_at: datetime, clicks: ClickLinks | None = None) -> Intake:
+    """Messages from a `track`/`page`/`identify` body (kind given) or a batch body (kind None).
+
+    With `clicks`, an identify's click token links the visitor to the lead it was signed for (`ClickLinks`);
+    without, the token is dropped. A token is never stored, on any message."""
     intake = Intake()
     if not isinstance(body, dict):
         intake.problems.append(Problem(field="body", problem="must be a JSON object"))
@@ -82,7 +152,7 @@ def read_messages(body: Any, kind: str | None, received_at: datetime) -> Intake:
         unsound = _unsound(body, None)
         intake.problems += unsound.values()
         if not unsound:
-            _read_one(body, kind, received_at, None, intake)
+            _read_one(body, kind, received_at, None, intake, clicks)
         return intake
     items = body.get("batch")
     if not isinstance(items, list) or not items:
@@ -113,7 +183,7 @@ def read_messages(body: Any, kind: str | None, received_at: datetime) -> Intake:
         if len(json.dumps(item, default=str).encode()) > MAX_MESSAGE_BYTES:
             intake.problems.append(Problem(field="message", problem="is larger than 32 KB", index=index))
             continue
-        _read_one(message, item.get("type"), received_at, index, intake)
+        _read_one(message, item.get("type"), received_at, index, intake, clicks)
     return intake
 
 
@@ -166,14 +236,21 @@ def _unicode(text: str) -> bool:
     return True
 
 
-def _read_one(raw: dict[str, Any], kind: Any, received_at: datetime, index: int | None, intake: Intake) -> None:
+def _read_one(
+    raw: dict[str, Any],
+    kind: Any,
+    received_at: datetime,
+    index: int | None,
+    intake: Intake,
+    clicks: ClickLinks | None = None,
+) -> None:
     if kind not in KINDS:
         intake.problems.append(Problem(field="type", problem=f"must be one of {', '.join(KINDS)}", index=index))
         return
     if raw.get("type", kind) != kind:
         intake.problems.append(Problem(field="type", problem=f"must be '{kind}' on this route", index=index))
         return
-    message = {k: v for k, v in raw.items() if k != "writeKey"}
+    message, token = _click_token({k: v for k, v in raw.items() if k != "writeKey"})
     message["type"] = kind
     message.setdefault("messageId", f"api-{uuid.uuid4()}")  # as Segment does when a library sends none
     problems: list[Problem] = []
@@ -204,11 +281,23 @@ def _read_one(raw: dict[str, Any], kind: Any, received_at: datetime, index: int 
                 index=index,
             )
         )
-    if problems:
+    if parsed.user_id is not None and parsed.user_id.startswith(CLICK_USER_PREFIX):
+        problems.append(
+            Problem(
+                field="userId",
+                problem=f"must not start with {CLICK_USER_PREFIX!r}: those ids are given by email links",
+                index=index,
+            )
+        )
+    linked: Message | str = parsed
+    if token is not None and clicks is not None and isinstance(parsed, IdentifyMessage) and not problems:
+        linked = clicks.link(parsed, token, received_at)
+    if isinstance(linked, str):
+        problems.append(Problem(field=CLICK_TOKEN_FIELD, problem=linked, index=index))
+    if problems or isinstance(linked, str):
         intake.problems += problems
         return
-    profile_id = parsed.profile_ids[0]
-    intake.accepted.append(StoredEvent(profile_id=profile_id, message=parsed, received_at=received_at))
+    intake.accepted.append(StoredEvent(profile_id=linked.profile_ids[0], message=linked, received_at=received_at))
 
 
 class BadInstant(ValueError):

@@ -131,6 +131,9 @@ class EventStore(Protocol):
 
     def for_profiles(self, profile_ids: Iterable[str]) -> list[StoredEvent]: ...
 
+    def erase(self, profile_ids: Iterable[str]) -> list[str]:
+        """Delete every event of these profiles (erasure); the messageIds of the events deleted."""
+
 
 class LeadStore(Protocol):
     def get(self, lead_id: str) -> StoredLead | None: ...
@@ -165,6 +168,38 @@ class LeadStore(Protocol):
 
     def send_records(self, lead_id: str) -> list[SentRecord]:
         """The send records of one lead (one per sequence and email, the last written), by sequence and email id."""
+
+    def lead_ids_by_email(self, email: str) -> list[str]:
+        """Every lead with this email (usually one; two userIds may have given the same address)."""
+
+    def erase_lead(self, lead_id: str) -> int:
+        """Delete every item of the lead's partition (its state, send records and whatever else is kept under it),
+        whatever their version; how many there were. Nothing happens when there are none."""
+
+    def unlink(self, profile_ids: Iterable[str], lead_id: str) -> int:
+        """Delete the links of these profiles that point at `lead_id` (a link now pointing at another lead stays);
+        how many were deleted."""
+
+    def count_erasure(self, month: str, counts: Mapping[str, int]) -> None:
+        """Add `counts` to the anonymous erasure counts of `month` (YYYY-MM): numbers only, no identifier."""
+
+
+class IdempotencyRecords(Protocol):
+    """The sender's powertools idempotency records, by key (`nurture.pipeline.erase.send_keys` derives a lead's)."""
+
+    def delete(self, keys: Collection[str]) -> int:
+        """Delete the records with these keys (absent ones are skipped); how many there were."""
+
+
+class OwnerStore(Protocol):
+    def owner_of(self, lead_id: str) -> str | None:
+        """The name of the lead's owner, if one was assigned."""
+
+    def assign(self, lead_id: str, owner: str, at: datetime) -> str:
+        """Make `owner` the lead's owner unless it has one: returns the owner it has afterwards."""
+
+    def next_turn(self) -> int:
+        """A number one higher each call, shared by every function: whose turn it is."""
 
 
 class EventBus(Protocol):
@@ -212,3 +247,7 @@ class Ports:
     operations: Notifier | None = None
     # Where the API answers (the unsubscribe route); deployed: the HTTP API's URL, locally `nurture local`'s.
     public_url: str = "http://127.0.0.1:8080"
+    # The sender's idempotency records, which erasure deletes for a lead (None where nothing erases: tools).
+    idempotency: IdempotencyRecords | None = None
+    # Who owns each qualified lead (the alerts function assigns; the lead view shows). None: not known here.
+    owners: OwnerStore | None = None

@@ -83,7 +83,13 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
-            tags={"sequence": request.sequence.value, "content_id": request.content_id},
+            # SES returns the tags with every delivery, open, click and bounce (pipeline/email_feedback.py).
+            tags={
+                "sequence": request.sequence.value,
+                "content_id": request.content_id,
+                "lead_id": lead.lead_id,
+                "variant": str(rendered.variant),
+            },
             # RFC 8058 one-click unsubscribe: Gmail and Yahoo require both from bulk senders.
             headers={"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         )

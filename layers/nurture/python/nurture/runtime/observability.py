@@ -27,6 +27,8 @@ class Metric(StrEnum):
     STAGE_TRANSITIONS = "StageTransitions"
     SENDS_QUEUED = "SendsQueued"
     SALES_ALERTS = "SalesAlerts"
+    SALES_ALERTS_DELIVERED = "SalesAlertsDelivered"
+    OWNERS_ASSIGNED = "OwnersAssigned"
     LEADS_DUE = "LeadsDue"
     DISPATCH_FAILURES = "DispatchFailures"
     EMAILS_SENT = "EmailsSent"
@@ -40,6 +42,10 @@ class Metric(StrEnum):
     CONTENT_REJECTED = "ContentRejected"
     CONTENT_PUBLISHED = "ContentPublished"
     LEADS_WAITING_ON_CONTENT = "LeadsWaitingOnContent"
+    EMAIL_EVENTS_RECORDED = "EmailEventsRecorded"
+    AUTOMATED_EMAIL_EVENTS = "AutomatedEmailEvents"
+    TRANSIENT_BOUNCES = "TransientBounces"
+    EMAIL_EVENTS_UNMATCHED = "EmailEventsUnmatched"
 
 
 def count(metric: Metric, value: int = 1) -> None:

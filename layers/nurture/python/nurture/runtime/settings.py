@@ -41,6 +41,10 @@ class Settings(BaseModel):
     operations_topic_arn: str | None = Field(
         default=None, description="Only the content check publishes (rejected content); it fails without it"
     )
+    alerts_topic_arn: str | None = Field(default=None, description="The sales alerts topic: the alerts function only")
+    slack_webhook_secret: str | None = Field(
+        default=None, description="Secrets Manager id of {'webhook_url': '...'}: the alerts function only"
+    )
     admin_token: str | None = Field(default=None, description="Local stack only: the bearer token for admin routes")
 
     @field_validator("public_url")
@@ -64,6 +68,8 @@ ENVIRONMENT = {
     "allowed_origins": c.ENV_ALLOWED_ORIGINS,
     "due_shards": c.ENV_DUE_SHARDS,
     "operations_topic_arn": c.ENV_OPERATIONS_TOPIC_ARN,
+    "alerts_topic_arn": c.ENV_ALERTS_TOPIC_ARN,
+    "slack_webhook_secret": c.ENV_SLACK_WEBHOOK_SECRET,
     "admin_token": c.ENV_LOCAL_ADMIN_TOKEN,
 }
 """Each setting's environment variable."""

@@ -12,11 +12,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from nurture.adapters.content import S3Content, S3ContentStore, SnsNotifier
-from nurture.adapters.dynamodb import EventTable, LeadTable
+from nurture.adapters.dynamodb import EventTable, IdempotencyTable, LeadTable
 from nurture.adapters.eventbridge import EventBridgeBus
+from nurture.adapters.owners import OwnerTable
 from nurture.adapters.ses import SesMailer
 from nurture.adapters.sqs import SqsSendQueue
-from nurture.constants import ENV_OPERATIONS_TOPIC_ARN
+from nurture.constants import ENV_ALERTS_TOPIC_ARN, ENV_OPERATIONS_TOPIC_ARN, ENV_SLACK_WEBHOOK_SECRET
 from nurture.domain.tokens import Purpose, Signer
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.ports import Ports
@@ -24,7 +25,9 @@ from nurture.runtime import clients as aws
 from nurture.runtime.settings import settings
 
 if TYPE_CHECKING:
+    from nurture.pipeline.alerts import SalesHandoffService
     from nurture.pipeline.content_check import ContentCheck
+    from nurture.pipeline.email_feedback import EmailFeedback
     from nurture.pipeline.send import Sender
 
 _overrides: dict[str, object] = {}
@@ -72,6 +75,8 @@ def _ports() -> Ports:
         public_url=s.public_url,
         # Only the functions given the topic (the sender, the content check) tell operations anything.
         operations=SnsNotifier(aws.client("sns"), s.operations_topic_arn) if s.operations_topic_arn else None,
+        owners=OwnerTable(aws.client("dynamodb"), s.leads_table),
+        idempotency=IdempotencyTable(aws.client("dynamodb"), s.idempotency_table),  # erasure deletes a lead's
     )
 
 
@@ -91,6 +96,46 @@ def _sender() -> Sender:
     return Sender(persistence)
 
 
+@cache
+def _sales_handoff() -> SalesHandoffService:
+    # Imported here: only the alerts function needs Slack, SNS alerts and idempotency.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from nurture.adapters.alerts import LeadQualifiedChannel, SnsAlertChannel
+    from nurture.adapters.slack import SlackAlertChannel
+    from nurture.pipeline.alerts import AlertChannel, SalesHandoffService
+    from nurture.runtime.settings import SettingsError
+
+    s = settings()
+    if not s.alerts_topic_arn or not s.slack_webhook_secret:
+        raise SettingsError(
+            f"the alerts function needs {ENV_ALERTS_TOPIC_ARN} and {ENV_SLACK_WEBHOOK_SECRET}, which are not both set"
+        )
+    secret_id = s.slack_webhook_secret
+
+    def slack_webhook_url() -> str | None:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret: Any = parameters.get_secret(secret_id, transform="json", max_age=SIGNING_KEY_MAX_AGE)
+        url = secret.get("webhook_url") if isinstance(secret, dict) else None
+        return url if isinstance(url, str) and url else None
+
+    persistence = DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_client=aws.client("dynamodb"))
+    channels: list[AlertChannel] = [
+        SnsAlertChannel(aws.client("sns"), s.alerts_topic_arn),
+        SlackAlertChannel(slack_webhook_url),
+        LeadQualifiedChannel(aws.client("events"), s.event_bus),
+    ]
+    owners = ports().owners
+    assert owners is not None
+    return SalesHandoffService(ports().leads, owners, channels, persistence, s.public_url)
+
+
+def sales_handoff() -> SalesHandoffService:
+    """The alerts use case: owners in the leads table, SNS, Slack and the bus, each delivery once."""
+    return _sales_handoff()
+
+
 def content_check() -> ContentCheck:
     """The upload check: the content bucket and the operations topic (a setting only its function has)."""
     from nurture.pipeline.content_check import ContentCheck
@@ -102,6 +147,16 @@ def content_check() -> ContentCheck:
     return ContentCheck(
         S3ContentStore(aws.client("s3"), s.content_bucket), SnsNotifier(aws.client("sns"), s.operations_topic_arn)
     )
+
+
+def email_feedback() -> EmailFeedback:
+    """SES feedback (the email-events Lambda): the ports, the programme's scanner rule, and the mail log kept in the
+    leads table. Built per call: the programme is cached by `content()`, and may have changed."""
+    from nurture.adapters.mail_log import MailLogTable
+    from nurture.pipeline.email_feedback import EmailFeedback
+
+    mail_log = MailLogTable(aws.client("dynamodb"), settings().leads_table)
+    return EmailFeedback(ports(), mail_log, content().programme())
 
 
 def ports() -> Ports:
@@ -134,6 +189,7 @@ def reset() -> None:
     _ports.cache_clear()
     _content.cache_clear()
     _sender.cache_clear()
+    _sales_handoff.cache_clear()
     settings.cache_clear()
     aws.reset()
     # Secrets read through powertools are cached by name for minutes: another stack's write keys must not linger.

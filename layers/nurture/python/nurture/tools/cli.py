@@ -60,10 +60,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     local.add_argument("--start", type=_instant, default=None, help="manual clock: start here (default: now)")
     local.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a website (such as http://localhost:3000) whose pages may send events with nurture.js: repeat for more; "
+        "adds to NURTURE_ALLOWED_ORIGINS (default: none, so browsers are refused)",
+    )
+    local.add_argument(
         "--content",
         type=Path,
         default=None,
         help="the content folder to serve and watch: saved files that lint clean go live (default: content/)",
+    )
+    local.add_argument(
+        "--slack-webhook",
+        metavar="URL",
+        default=os.environ.get("NURTURE_SLACK_WEBHOOK", ""),
+        help="post sales alerts to this Slack incoming webhook (default: $NURTURE_SLACK_WEBHOOK; none: Slack off)",
     )
 
     demo = commands.add_parser("demo", help="play three scripted buyers through the local stack")
@@ -73,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rebuild", help="re-project leads from the events table (after an outage, or to try a programme)"
     )
     _rebuild_options(rebuild)
+
+    forget = commands.add_parser(
+        "forget", help="erase a lead's personal data and events everywhere (GDPR erasure; docs/privacy.md)"
+    )
+    _forget_options(forget)
 
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (generated from the code)")
     openapi.add_argument("--output", type=Path, default=None, help="write it here instead of printing")
@@ -99,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nurture.tools.rebuild_cli import rebuild as run_rebuild
 
             return run_rebuild(args)
+        if args.command == "forget":
+            from nurture.tools.forget import forget as run_forget
+
+            return run_forget(args)
         return _replay(args)
     except ProgrammeError as error:
         print(error, file=sys.stderr)
@@ -128,6 +151,16 @@ def _rebuild_options(command: argparse.ArgumentParser) -> None:
     where.add_argument("--endpoint-url", help="a local stack's AWS endpoint (default: the running `nurture local`)")
     command.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
     command.add_argument("--now", type=_instant, default=None, help="default: the local stack's clock, else now")
+
+
+def _forget_options(command: argparse.ArgumentParser) -> None:
+    who = command.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", metavar="ADDRESS", help="every lead with this email")
+    who.add_argument("--lead", metavar="ID", help="this lead")
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (standard credential chain)")
+    where.add_argument("--endpoint-url", help="a local stack's AWS endpoint (default: the running `nurture local`)")
+    command.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
 
 
 def _instant(text: str) -> datetime:
@@ -281,7 +314,8 @@ def _start_stack(args: argparse.Namespace, manual_start: datetime | None) -> tup
         content = copy
     write_key = os.environ.get(ENV_LOCAL_WRITE_KEY, "local-write-key")
     admin_token = os.environ.get(ENV_LOCAL_ADMIN_TOKEN, "local-admin-token")
-    stack = LocalStack(content, write_key, admin_token, manual_start).start()
+    slack_webhook = getattr(args, "slack_webhook", "") or ""
+    stack = LocalStack(content, write_key, admin_token, manual_start, slack_webhook=slack_webhook).start()
     try:
         server = LocalServer(stack, args.port).start()
     except OSError as error:
@@ -305,6 +339,11 @@ def _local(args: argparse.Namespace) -> int:
         print_problems(problems, sys.stderr)
         return 1
     print("starting the local stack (moto as AWS)...", file=sys.stderr)
+    if args.allowed_origin:  # read by the local stack's settings, as the deployed API reads the stack's
+        from nurture.constants import ENV_ALLOWED_ORIGINS
+
+        given = os.environ.get(ENV_ALLOWED_ORIGINS, "").split(",")
+        os.environ[ENV_ALLOWED_ORIGINS] = ",".join(o.strip() for o in [*given, *args.allowed_origin] if o.strip())
     stack, server = _start_stack(args, manual_start)
     stop_watching = stack.watch_content(watched, lambda line: print(line, file=sys.stderr, flush=True))
     from nurture.tools.rebuild import remove_local_state, write_local_state
@@ -315,6 +354,7 @@ def _local(args: argparse.Namespace) -> int:
         f"  write key:   {stack.write_key}\n"
         f"  admin token: {stack.admin_token}\n"
         f"  clock:       {args.clock}{f', now {stack.now().isoformat()}' if args.clock == 'manual' else ''}\n"
+        f'  snippet:     <script async src="{server.url}/nurture.js" data-write-key="{stack.write_key}"></script>\n'
         f"  try: curl -u {stack.write_key}: -H 'content-type: application/json' -d "
         f'\'{{"userId":"u1","event":"Demo Requested"}}\' {server.url}/v1/track\n'
         "Ctrl-C stops it.",

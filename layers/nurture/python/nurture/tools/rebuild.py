@@ -519,6 +519,18 @@ class _Overlay:
     def send_records(self, lead_id: str) -> list[SentRecord]:
         return self.real.send_records(lead_id)
 
+    def lead_ids_by_email(self, email: str) -> list[str]:
+        return self.real.lead_ids_by_email(email)
+
+    def erase_lead(self, lead_id: str) -> int:
+        raise NotImplementedError("a rebuild erases nothing")
+
+    def unlink(self, profile_ids: Iterable[str], lead_id: str) -> int:
+        raise NotImplementedError("a rebuild erases nothing")
+
+    def count_erasure(self, month: str, counts: Mapping[str, int]) -> None:
+        raise NotImplementedError("a rebuild erases nothing")
+
 
 @dataclass
 class _RecordingBus:

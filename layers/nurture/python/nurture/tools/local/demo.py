@@ -76,8 +76,9 @@ class Narrator:
             lines.append(
                 (
                     alert["at"],
-                    f"{self.name(alert['lead_id'])}: SALES ALERT {alert['reason']} "
-                    f"(intent {alert['intent']:.0f}, fit {alert['fit']}{missing})",
+                    f"{self.name(alert['lead_id'])}: SALES ALERT to {alert['owner']}: {alert['reason']} "
+                    f"(intent {alert['intent']:.0f}, fit {alert['fit_grade']}; {'; '.join(alert['signals'][:2])}"
+                    f"{missing})",
                 )
             )
         for at, line in sorted(lines):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nurture import constants as c
+from nurture.domain.email_feedback import record_pattern
 
 REGION = "eu-west-1"
 CONTENT_BUCKET = "nurture-content-local"
@@ -19,6 +20,8 @@ BUS_TAP_QUEUE = "nurture-local-bus-tap"
 # topic is subscribed by the other, so the local stack invokes the content check and shows what the topic received.
 CONTENT_EVENTS_QUEUE = "nurture-local-content-events"
 OPERATIONS_TAP_QUEUE = "nurture-local-operations-tap"
+# The sales topic's SQS subscriber: what sales got (`GET /_local/alerts`).
+ALERTS_TAP_QUEUE = "nurture-local-alerts-tap"
 SIGNING_KEY_SECRET = "nurture/signing-key"  # noqa: S105 - the name of the secret, not its value
 # Until `nurture local`'s HTTP server has its port (`LocalStack.serve_at`), links point at the default one.
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
@@ -70,13 +73,17 @@ def content_event_pattern(bucket: str) -> dict[str, Any]:
     }
 
 
-def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
-    """Create every resource; returns the environment the handlers read their settings from."""
+def create(clients: Any, content_root: Path, write_key: str, slack_webhook: str = "") -> dict[str, str]:
+    """Create every resource; returns the environment the handlers read their settings from. `slack_webhook`: where
+    sales alerts are posted as Slack messages (empty: Slack is off)."""
     ddb = clients("dynamodb")
     for name, spec in TABLES.items():
         ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **spec)
     ddb.update_time_to_live(
         TableName=c.EVENTS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.EVENTS_TTL_ATTRIBUTE}
+    )
+    ddb.update_time_to_live(
+        TableName=c.LEADS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.LEADS_TTL_ATTRIBUTE}
     )
 
     s3 = clients("s3")
@@ -131,6 +138,27 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
     events.put_rule(Name="local-tap", EventBusName=c.EVENT_BUS, EventPattern=json.dumps({"source": [c.EVENT_SOURCE]}))
     events.put_targets(Rule="local-tap", EventBusName=c.EVENT_BUS, Targets=[{"Id": "tap", "Arn": tap_arn}])
 
+    alerts_topic = _alerts(clients, sqs, events)
+
+    # SES feedback as deployed: SES records on the default bus, a rule to the email-events queue, its DLQ by redrive.
+    email_dlq = sqs.create_queue(QueueName=c.EMAIL_EVENTS_DLQ)["QueueUrl"]
+    email_dlq_arn = sqs.get_queue_attributes(QueueUrl=email_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    email_queue = sqs.create_queue(
+        QueueName=c.EMAIL_EVENTS_QUEUE,
+        Attributes={
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": email_dlq_arn, "maxReceiveCount": c.EMAIL_EVENTS_MAX_RECEIVE_COUNT}
+            )
+        },
+    )["QueueUrl"]
+    email_queue_arn = sqs.get_queue_attributes(QueueUrl=email_queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    clients("events").put_rule(
+        Name="local-email-events", EventPattern=json.dumps(record_pattern(c.SES_CONFIGURATION_SET))
+    )
+    clients("events").put_targets(Rule="local-email-events", Targets=[{"Id": "email-events", "Arn": email_queue_arn}])
+
     ses = clients("sesv2")
     ses.create_email_identity(EmailIdentity=FROM_ADDRESS)
     ses.create_configuration_set(ConfigurationSetName=c.SES_CONFIGURATION_SET)
@@ -141,6 +169,9 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
     # A new random key each start, as CDK generates one per deployment: links from an earlier run do not verify.
     clients("secretsmanager").create_secret(
         Name=SIGNING_KEY_SECRET, SecretString=json.dumps({"signing_key": secrets.token_urlsafe(48)})
+    )
+    clients("secretsmanager").create_secret(
+        Name=c.SLACK_WEBHOOK_SECRET, SecretString=json.dumps({"webhook_url": slack_webhook})
     )
     return {
         c.ENV_EVENTS_TABLE: c.EVENTS_TABLE,
@@ -157,4 +188,34 @@ def create(clients: Any, content_root: Path, write_key: str) -> dict[str, str]:
         c.ENV_ALLOWED_ORIGINS: os.environ.get(c.ENV_ALLOWED_ORIGINS, ""),  # none unless the shell sets some
         c.ENV_DUE_SHARDS: str(c.DUE_SHARDS),
         c.ENV_OPERATIONS_TOPIC_ARN: operations_topic,
+        c.ENV_ALERTS_TOPIC_ARN: alerts_topic,
+        c.ENV_SLACK_WEBHOOK_SECRET: c.SLACK_WEBHOOK_SECRET,
     }
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _alerts(clients: Any, sqs: Any, events: Any) -> str:
+    """The sales topic (tapped by a queue, as an SQS subscriber would get it) and, as the CDK app has them, the alerts
+    queue with its DLQ and the bus rule that fills it with `Sales Alert` events. Returns the topic's ARN."""
+    sns = clients("sns")
+    topic = sns.create_topic(Name=c.ALERTS_TOPIC)["TopicArn"]
+    tap = sqs.create_queue(QueueName=ALERTS_TAP_QUEUE)["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_queue_arn(sqs, tap))
+    dlq = sqs.create_queue(QueueName=c.ALERTS_DLQ)["QueueUrl"]
+    redrive = {"deadLetterTargetArn": _queue_arn(sqs, dlq), "maxReceiveCount": c.ALERTS_MAX_RECEIVE_COUNT}
+    queue = sqs.create_queue(
+        QueueName=c.ALERTS_QUEUE, Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)}
+    )["QueueUrl"]
+    events.put_rule(Name="local-alerts", EventBusName=c.EVENT_BUS, EventPattern=json.dumps(alerts_event_pattern()))
+    events.put_targets(
+        Rule="local-alerts", EventBusName=c.EVENT_BUS, Targets=[{"Id": "alerts", "Arn": _queue_arn(sqs, queue)}]
+    )
+    return str(topic)
+
+
+def alerts_event_pattern() -> dict[str, Any]:
+    """The bus events the alerts function gets (the CDK app's rule too)."""
+    return {"source": [c.EVENT_SOURCE], "detail-type": [c.SALES_ALERT_DETAIL_TYPE]}

@@ -33,6 +33,7 @@ from moto.sqs.models import sqs_backends
 
 from nurture import constants as c
 from nurture.adapters.dynamodb import LeadTable
+from nurture.domain.email_feedback import DETAIL_TYPES, RECORD_SOURCE
 from nurture.runtime import clock, wiring
 from nurture.runtime.clock import ManualClock
 from nurture.runtime.observability import logger
@@ -75,13 +76,18 @@ def _received(message: Any) -> ReceivedEmail:
 
 @dataclass
 class Captured:
+    """What the local stack saw leave the engine: on the bus, on the topics, and in the dead-letter queues."""
+
     stage_changes: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # `Sales Alert` bus events (no personal data)
+    qualified: list[dict[str, Any]] = field(default_factory=list)  # `Lead Qualified` bus events, for CRM connectors
     # What the scorer's event source mapping discarded to the scorer DLQ and the send queue's redrive policy moved
     # to the send DLQ, in the order they were given up on: see `LocalStack.dead_letters`.
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     # What the operations topic received from the content check: each rejected upload, with why and how to fix it.
     content_rejections: list[dict[str, Any]] = field(default_factory=list)
+    # What the sales topic delivered (the alerts function's message, as an SQS subscriber gets it): with values.
+    sales_alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,18 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class QueuePoller:
+    """What Lambda's SQS event source mapping knows of one queue: the function, the batch size and the DLQ that the
+    queue's redrive policy moves messages to."""
+
+    function: str
+    url: str
+    arn: str
+    batch_size: int
+    dlq: str
+
+
+@dataclass(frozen=True)
 class _StreamBatch:
     """Records of one shard handed to the scorer together, with the retries they used and how often they were sent."""
 
@@ -106,8 +124,16 @@ class _StreamBatch:
 
 
 class LocalStack:
-    def __init__(self, content_root: Path, write_key: str, admin_token: str, manual_start: datetime | None) -> None:
+    def __init__(
+        self,
+        content_root: Path,
+        write_key: str,
+        admin_token: str,
+        manual_start: datetime | None,
+        slack_webhook: str = "",
+    ) -> None:
         self.content_root = content_root
+        self.slack_webhook = slack_webhook  # where sales alerts are posted as Slack messages (empty: Slack is off)
         self.write_key = write_key
         self.admin_token = admin_token
         self.manual = ManualClock(manual_start) if manual_start is not None else None
@@ -145,7 +171,7 @@ class LocalStack:
         # The logger may exist already (it is built on import): apply the level here, not only in the env.
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         wiring.reset()
-        env = resources.create(self.client, self.content_root, self.write_key)
+        env = resources.create(self.client, self.content_root, self.write_key, self.slack_webhook)
         self._set_env(env)
         wiring.reset()
         if self.manual is not None:
@@ -160,6 +186,11 @@ class LocalStack:
         self.scorer_dlq_url = self.client("sqs").get_queue_url(QueueName=c.SCORER_DLQ)["QueueUrl"]
         self.content_events_url = self.client("sqs").get_queue_url(QueueName=resources.CONTENT_EVENTS_QUEUE)["QueueUrl"]
         self.operations_tap_url = self.client("sqs").get_queue_url(QueueName=resources.OPERATIONS_TAP_QUEUE)["QueueUrl"]
+        self.alerts_queue_url = self.client("sqs").get_queue_url(QueueName=c.ALERTS_QUEUE)["QueueUrl"]
+        self.alerts_queue_arn = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.alerts_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        self.alerts_tap_url = self.client("sqs").get_queue_url(QueueName=resources.ALERTS_TAP_QUEUE)["QueueUrl"]
         return self
 
     def stop(self) -> None:
@@ -209,7 +240,14 @@ class LocalStack:
         total = 0
         with self.lock:
             while True:
-                done = self._pump_content_events() + self._pump_stream() + self._pump_queue() + self._pump_bus_tap()
+                done = (
+                    self._pump_content_events()
+                    + self._pump_stream()
+                    + self._pump_queue()
+                    + self._pump_alerts()
+                    + self._pump_email_events()
+                    + self._pump_bus_tap()
+                )
                 total += done
                 if done == 0:
                     return total
@@ -569,43 +607,48 @@ class LocalStack:
         self.captured.dead_letters.append({"queue": c.SCORER_DLQ, **record, "records": details})
 
     def _pump_queue(self) -> int:
-        """Receive from the send queue and invoke the sender as Lambda's SQS poller does, until the queue is empty.
+        """The send queue's poller: the sender, in batches of `SEND_BATCH_SIZE`, failures to the send DLQ."""
+        sends = QueuePoller("sender", self.send_queue_url, self.send_queue_arn, c.SEND_BATCH_SIZE, c.SEND_DLQ)
+        return self._poll(sends)
 
-        A sent message is deleted; a failed one (reported, or the whole batch when the invocation raised) is made
+    def _poll(self, poller: QueuePoller) -> int:
+        """Receive from a queue and invoke its function as Lambda's SQS poller does, until the queue is empty.
+
+        A handled message is deleted; a failed one (reported, or the whole batch when the invocation raised) is made
         visible again at once (AWS waits for its visibility timeout) and received again, until the queue's redrive
-        policy (moto's) moves it to the send DLQ on the receive after its `SEND_MAX_RECEIVE_COUNT`-th.
+        policy (moto's) moves it to the DLQ on the receive after its last allowed one.
         """
         sqs = self.client("sqs")
         received = 0
         while messages := sqs.receive_message(
-            QueueUrl=self.send_queue_url, MaxNumberOfMessages=c.SEND_BATCH_SIZE, AttributeNames=["All"]
+            QueueUrl=poller.url, MaxNumberOfMessages=poller.batch_size, AttributeNames=["All"]
         ).get("Messages", []):
             received += len(messages)
             ids = [m["MessageId"] for m in messages]
-            outcome = self._invoke_batch("sender", sqs_event(messages, self.send_queue_arn), ids)
+            outcome = self._invoke_batch(poller.function, sqs_event(messages, poller.arn), ids)
             for message in messages:
                 error = outcome.failed.get(message["MessageId"])
                 if error is None:
-                    sqs.delete_message(QueueUrl=self.send_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    sqs.delete_message(QueueUrl=poller.url, ReceiptHandle=message["ReceiptHandle"])
                 else:
                     self._send_errors[message["MessageId"]] = error
                     sqs.change_message_visibility(
-                        QueueUrl=self.send_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                        QueueUrl=poller.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                     )
-        self._collect_dead_sends()
+        self._collect_dead_letters(poller.dlq)
         return received
 
-    def _collect_dead_sends(self) -> None:
-        """Note the messages the redrive policy has moved to the send DLQ, read in this process from moto's backend:
+    def _collect_dead_letters(self, queue: str) -> None:
+        """Note the messages the redrive policy has moved to a DLQ, read in this process from moto's backend:
         receiving them would count as a receive."""
-        dlq = sqs_backends[self._account_id()][resources.REGION].get_queue(c.SEND_DLQ)
+        dlq = sqs_backends[self._account_id()][resources.REGION].get_queue(queue)
         for message in dlq.messages:
             if message.id in self._dead_sends:
                 continue
             self._dead_sends.add(message.id)
             self.captured.dead_letters.append(
                 {
-                    "queue": c.SEND_DLQ,
+                    "queue": queue,
                     "messageId": message.id,
                     "receiveCount": message.approximate_receive_count,
                     "request": json.loads(message.body),
@@ -613,6 +656,62 @@ class LocalStack:
                     "at": self.now().isoformat(),
                 }
             )
+
+    def _pump_alerts(self) -> int:
+        """The alerts queue's poller (the alerts function), then what the sales topic delivered to its subscriber."""
+        handled = self._poll(
+            QueuePoller("alerts", self.alerts_queue_url, self.alerts_queue_arn, c.ALERTS_BATCH_SIZE, c.ALERTS_DLQ)
+        )
+        sqs = self.client("sqs")
+        while messages := sqs.receive_message(QueueUrl=self.alerts_tap_url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                envelope = json.loads(message["Body"])  # SNS's notification, as an SQS subscriber gets it
+                self.captured.sales_alerts.append(json.loads(envelope["Message"]))
+                sqs.delete_message(QueueUrl=self.alerts_tap_url, ReceiptHandle=message["ReceiptHandle"])
+                handled += 1
+        return handled
+
+    # --- SES feedback -----------------------------------------------------------------------------
+    def ses_records(self, records: list[dict[str, Any]]) -> list[str]:
+        """Publish SES records as SES does for the configuration set: on the default bus, where the rule queues them
+        for the email-events function (run by `drain`). Records published together arrive in one batch, as a
+        scanner's burst usually does. Returns the EventBridge ids."""
+        arn = f"arn:aws:ses:{resources.REGION}:{self._account_id()}:configuration-set/{c.SES_CONFIGURATION_SET}"
+        entries = [
+            {
+                "Source": RECORD_SOURCE,
+                "DetailType": DETAIL_TYPES[record["eventType"]],
+                "Detail": json.dumps(record),
+                "Resources": [arn],
+                "Time": self.now(),
+            }
+            for record in records
+        ]
+        ids: list[str] = []
+        with self.lock:
+            for start in range(0, len(entries), 10):  # PutEvents takes ten entries a call
+                answer = self.client("events").put_events(Entries=entries[start : start + 10])
+                ids += [entry.get("EventId", "") for entry in answer["Entries"]]
+        return ids
+
+    def stored_messages(self, message_ids: set[str]) -> set[str]:
+        """Which of these messageIds the events table holds (a scan: fine locally, never done by a Lambda)."""
+        found: set[str] = set()
+        with self.lock:
+            scan = self.client("dynamodb").get_paginator("scan")
+            names = {"#sk": c.EVENTS_SK}
+            for page in scan.paginate(
+                TableName=c.EVENTS_TABLE, ProjectionExpression="#sk", ExpressionAttributeNames=names
+            ):
+                found |= {item[c.EVENTS_SK]["S"] for item in page["Items"]} & message_ids
+        return found
+
+    def _pump_email_events(self) -> int:
+        """The email-events queue's poller (the email-events function), failures to its DLQ."""
+        sqs = self.client("sqs")
+        url = sqs.get_queue_url(QueueName=c.EMAIL_EVENTS_QUEUE)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return self._poll(QueuePoller("email_events", url, arn, c.EMAIL_EVENTS_BATCH_SIZE, c.EMAIL_EVENTS_DLQ))
 
     def _account_id(self) -> str:
         if self._account is None:
@@ -625,8 +724,12 @@ class LocalStack:
         while messages := sqs.receive_message(QueueUrl=self.tap_url, MaxNumberOfMessages=10).get("Messages", []):
             for message in messages:
                 event = json.loads(message["Body"])
-                target = self.captured.alerts if event["detail-type"] == "Sales Alert" else self.captured.stage_changes
-                target.append(event["detail"])
+                targets = {
+                    c.SALES_ALERT_DETAIL_TYPE: self.captured.alerts,
+                    c.LEAD_QUALIFIED_DETAIL_TYPE: self.captured.qualified,
+                    c.STAGE_CHANGED_DETAIL_TYPE: self.captured.stage_changes,
+                }
+                targets[event["detail-type"]].append(event["detail"])
                 sqs.delete_message(QueueUrl=self.tap_url, ReceiptHandle=message["ReceiptHandle"])
                 handled += 1
         return handled

@@ -12,6 +12,7 @@ import threading
 from datetime import timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 
 from nurture import constants as c
 from nurture.adapters.dynamodb import EventTable
+from nurture.domain.email_feedback import CONFIGURATION_SET_TAG, NotAnSesEvent, parse_notification, unwrap_notification
 from nurture.domain.messages import TrackMessage, segment_message
 from nurture.domain.system_events import SYSTEM_EVENTS, is_system_event
 from nurture.pipeline.ports import StoredEvent
@@ -28,6 +30,13 @@ from nurture.tools.local.runtime import LocalStack
 MAX_BODY_BYTES = 1024 * 1024
 OUTBOX_HTML = re.compile(r"/_local/outbox/(0|[1-9]\d{0,8})\.html")
 MAX_ADVANCE = timedelta(days=3660)
+# The tracking snippet at /nurture.js, with the headers CloudFront gives it (infra/constructs/snippet.py).
+SNIPPET_HEADERS = {
+    "content-type": c.SNIPPET_CONTENT_TYPE,
+    "cache-control": c.SNIPPET_CACHE_CONTROL,
+    "x-content-type-options": "nosniff",
+    "cross-origin-resource-policy": "cross-origin",  # any site may load it, even one that isolates itself (COEP)
+}
 
 
 def _advance(body: bytes) -> timedelta | None:
@@ -144,6 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
             if method in ("GET", "HEAD") and (match := OUTBOX_HTML.fullmatch(url.path)):
                 self._outbox_html(int(match.group(1)))
                 return
+            if method in ("GET", "HEAD") and url.path == c.SNIPPET_PATH:
+                snippet = files("nurture").joinpath("static", c.SNIPPET_FILE).read_bytes()
+                self._send(int(HTTPStatus.OK), snippet, dict(SNIPPET_HEADERS))
+                return
             if url.path.startswith("/_local/"):
                 status, payload = self._local(method, url.path, body)
                 self._reply(status, payload)
@@ -172,7 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/_local/outbox":
             return HTTPStatus.OK, stack.outbox()
         if method == "GET" and path == "/_local/alerts":
-            return HTTPStatus.OK, stack.captured.alerts
+            return HTTPStatus.OK, stack.captured.sales_alerts  # as the sales topic delivered them, with values
+        if method == "GET" and path == "/_local/lead-qualified":
+            return HTTPStatus.OK, stack.captured.qualified
         if method == "GET" and path == "/_local/stage-changes":
             return HTTPStatus.OK, stack.captured.stage_changes
         if method == "GET" and path == "/_local/dead-letters":
@@ -193,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
             return HTTPStatus.OK, {"now": stack.advance(by).isoformat()}
         if method == "POST" and path == "/_local/system-event":
             return self._system_event(body)
+        if method == "POST" and path == "/_local/ses-events":
+            return self._ses_events(body)
         return HTTPStatus.NOT_FOUND, {"message": f"no local route {method} {path}"}
 
     def _system_event(self, body: bytes) -> tuple[HTTPStatus, Any]:
@@ -208,6 +225,49 @@ class _Handler(BaseHTTPRequestHandler):
         with self.stack.lock:
             new = EventTable(self.stack.client("dynamodb"), c.EVENTS_TABLE).put(stored)
         return HTTPStatus.OK, {"stored": new}
+
+    def _ses_events(self, body: bytes) -> tuple[HTTPStatus, Any]:
+        """Feed SES records to the email-events function the deployed way (default bus, rule, queue): one record, bare
+        or as SNS or EventBridge delivers it, or a list of them (published together: one batch, like a scanner's
+        burst). Answers once they are stored and scored."""
+        try:
+            given = json.loads(body or b"null")
+        except ValueError:
+            return HTTPStatus.BAD_REQUEST, {"message": "the body is not JSON: send an SES event record"}
+        bodies = given if isinstance(given, list) else [given]
+        if not bodies or len(bodies) > 100:
+            return HTTPStatus.BAD_REQUEST, {"message": "send one SES event record, or a list of 1 to 100"}
+        records = []
+        for i, one in enumerate(bodies):
+            where = f"record {i}: " if isinstance(given, list) else ""
+            try:
+                record = unwrap_notification(one)
+                event = parse_notification(record)
+            except NotAnSesEvent as error:
+                return HTTPStatus.BAD_REQUEST, {"message": f"{where}not an SES event record: {error}"}
+            tags = record.setdefault("mail", {}).setdefault("tags", {})
+            # SES tags every email sent through a configuration set with it; the rule picks the stack's by it.
+            if tags.setdefault(CONFIGURATION_SET_TAG, [c.SES_CONFIGURATION_SET]) != [c.SES_CONFIGURATION_SET]:
+                return HTTPStatus.BAD_REQUEST, {
+                    "message": f"{where}mail.tags.{CONFIGURATION_SET_TAG} must be [{c.SES_CONFIGURATION_SET!r}]"
+                }
+            records.append((record, event))
+        self.stack.ses_records([record for record, _ in records])
+        self.stack.drain()
+        # `stored`: the lead's message is in the events table (false: no lead for the email; or it failed, see
+        # /_local/dead-letters). A duplicate record is the same message, stored once.
+        stored = self.stack.stored_messages({event.message_id for _, event in records})
+        return HTTPStatus.OK, {
+            "records": [
+                {
+                    "eventType": event.event_type,
+                    "mail": event.mail_id,
+                    "messageId": event.message_id,
+                    "stored": event.message_id in stored,
+                }
+                for _, event in records
+            ]
+        }
 
     def _outbox_html(self, index: int) -> None:
         """The HTML part of the index-th email in `GET /_local/outbox`, to open in a browser."""
