@@ -13,9 +13,8 @@ from nurture.pipeline.content import CachedContent
 from nurture.pipeline.dispatch import dispatch
 from nurture.pipeline.leads import LeadService
 from nurture.pipeline.send import Sender
-from tests.fakes import FakeMailer, FakeNotifier, FakeQueue, fake_ports
+from tests.fakes import FakeIdempotency, FakeMailer, FakeNotifier, FakeQueue, fake_ports
 from tests.support import ROOT, T0, days, identify, known_lead
-from tests.unit.test_services import MemoryRecords
 
 FIRST, SECOND = "awareness-01-why-drips-stall", "awareness-02-three-buyer-signals"
 
@@ -69,7 +68,7 @@ def test_a_broken_email_is_skipped_the_next_one_goes_out_and_marketers_hear_once
     for person in ("ada", "bob"):
         service.receive([identify(T0, user=person)], T0)
     dispatch(service, T0)
-    sender = Sender(MemoryRecords())
+    sender = Sender(FakeIdempotency())
     # When the sender tries to send them
     queue, mailer = ports.queue, ports.mailer
     assert isinstance(queue, FakeQueue)
