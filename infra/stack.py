@@ -92,10 +92,10 @@ class NurtureStack(cdk.Stack):
             "email_events": self.email_events.handler,
             "alerts": self.alerts.handler,
         }
-        self._share_settings(from_address, allowed_origins)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
+            layer=self.layer,
             dead_letter_queues={
                 "Send": self.dispatch.dlq,
                 "Scorer": self.scoring.dlq,
@@ -105,7 +105,14 @@ class NurtureStack(cdk.Stack):
             },
             functions={name.title().replace("_", ""): fn.function for name, fn in self.functions.items()},
             stream_consumer=self.scoring.function,
+            operations_topic=self.content_check.topic,
+            configuration_set_name=self.dispatch.configuration_set.configuration_set_name,
+            # `-c operations_email=ops@example.com`: alarms, the automatic pause of sends and content rejections.
+            operations_email=self.node.try_get_context("operations_email"),
         )
+        # The send guard (the automatic pause of sends) is made by Monitoring; it reads the shared settings too.
+        self.functions["send_guard"] = self.monitoring.send_guard.handler
+        self._share_settings(from_address, allowed_origins)
         cdk.CfnOutput(self, "ApiUrl", value=self.ingest.stage.url, description="Base URL of the v1 API")
         cdk.CfnOutput(self, "ContentBucketName", value=self.content.bucket.bucket_name)
         cdk.CfnOutput(
@@ -118,6 +125,12 @@ class NurtureStack(cdk.Stack):
             "OperationsTopicArn",
             value=self.content_check.topic.topic_arn,
             description="Subscribe marketers and operators: why an uploaded programme or email was not published",
+        )
+        cdk.CfnOutput(
+            self,
+            "AlarmsTopicArn",
+            value=self.monitoring.topic.topic_arn,
+            description="Subscribe operators: alarms and the automatic pause of sends (docs/operations.md)",
         )
 
     def _share_settings(self, from_address: str, allowed_origins: list[str]) -> None:

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from nurture.adapters.content import FolderContent
 from nurture.adapters.dynamodb import due_shard
 from nurture.constants import DUE_SHARDS
-from nurture.domain.journey import Effect
+from nurture.domain.journey import Effect, Measured
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.ports import Conflict, Ports, SendRequest, SentRecord, StoredEvent, StoredLead
 from tests.support import ROOT
@@ -229,6 +229,24 @@ class FakeIdempotency(BasePersistenceLayer):
         return sum(self.records.pop(key, None) is not None for key in set(keys))
 
 
+@dataclass
+class FakeMetrics:
+    """The monthly counts: every Measured effect added, in order, and the totals per month."""
+
+    added: list[Measured] = field(default_factory=list)
+
+    def add(self, measured: Sequence[Measured]) -> None:
+        self.added += measured
+
+    def month(self, month: str) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for effect in self.added:
+            for in_month, name, amount in effect.counts:
+                if in_month == month:
+                    totals[name] = totals.get(name, 0) + amount
+        return totals
+
+
 def fake_ports(content_root: Path = ROOT / "content") -> Ports:
     return Ports(
         events=FakeEvents(),
@@ -238,6 +256,7 @@ def fake_ports(content_root: Path = ROOT / "content") -> Ports:
         mailer=FakeMailer(),
         content=FolderContent(content_root),
         idempotency=FakeIdempotency(),
+        metrics=FakeMetrics(),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -147,6 +148,14 @@ class Dispatch(Construct):
         # deliver() reads the lead (GetItem) and records the send (PutItem); powertools keeps the
         # at-most-once record in the idempotency table.
         self.sender.grant(["dynamodb:GetItem", "dynamodb:PutItem"], [storage.leads_table.table_arn])
+        # It counts each email it sent for the monthly review: ADD on the month's metrics items only.
+        self.sender.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[storage.leads_table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{c.METRICS_PK_PREFIX}*"]}},
+            )
+        )
         storage.idempotency_table.grant(fn, *IDEMPOTENCY_ACTIONS)
         # SES v2 SendEmail with raw MIME content (the List-Unsubscribe headers) is authorised as ses:SendRawEmail.
         self.sender.grant(["ses:SendEmail", "ses:SendRawEmail"], self._ses_resources(from_address))

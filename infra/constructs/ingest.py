@@ -141,12 +141,13 @@ class Ingest(Construct):
     def _grant_sales_feedback(self, storage: Storage, event_bus: events.IEventBus) -> None:
         """`POST /v1/leads/{lead_id}/sales-status` (api/sales.py): `LeadService.apply` writes the lead at the version
         it read (a conditional PutItem) and clears the outbox it published (UpdateItem), only on a lead's own items
-        (`LEAD#...`: never a profile link); the move to sales_engaged goes on the bus."""
+        (`LEAD#...`: never a profile link), and adds what it counts to the month's metrics (`METRICS#...`); the move
+        to sales_engaged goes on the bus."""
         self.handler.role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:PutItem", "dynamodb:UpdateItem"],
                 resources=[storage.leads_table.table_arn],
-                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LEAD#*"]}},
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LEAD#*", f"{c.METRICS_PK_PREFIX}*"]}},
             )
         )
         event_bus.grant_put_events_to(self.function)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Local
+from tests.e2e.conftest import START, Local
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +23,13 @@ PERSON = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHT
 
 def _sample(name: str) -> Any:
     return json.loads((SAMPLES / f"{name}.json").read_text())
+
+
+def _dated_sample(name: str, at: str = START) -> Any:
+    """The sample record `name`, sent and reported at `at` (the samples' own date is ahead of the stack's clock)."""
+    record = _sample(name)
+    record["mail"]["timestamp"] = record[DETAILS[record["eventType"]]]["timestamp"] = at
+    return record
 
 
 class Mailbox:
@@ -121,7 +128,8 @@ def test_a_scanner_burst_scores_nothing_while_a_person_s_pricing_click_counts_on
     assert view["stage"] == "awareness"
     # When the person clicks the pricing link forty minutes later
     click = di.record("click", timedelta(minutes=40), userAgent=PERSON)
-    di.feed(click)
+    [first] = di.feed(click)
+    assert (first["stored"], first["duplicate"]) == (True, False)
     # Then it scores like a pricing page visit
     view = di.view()
     assert view["intent"] == 30
@@ -129,9 +137,34 @@ def test_a_scanner_burst_scores_nothing_while_a_person_s_pricing_click_counts_on
     # And the same record delivered again, as SNS would wrap it, changes nothing
     wrapped = _sample("click-sns") | {"Message": json.dumps(click)}
     [again] = di.feed(wrapped)
-    assert again["stored"] is True
+    assert (again["stored"], again["duplicate"]) == (False, True)
     assert di.view()["intent"] == 30
     assert di.view()["intent_explained"] == view["intent_explained"]
+    # And so does the same record twice in one list: the first is stored, the second is its duplicate
+    twice = di.record("click", timedelta(minutes=50), userAgent=PERSON)
+    answers = di.feed([twice, twice])
+    assert [(a["stored"], a["duplicate"]) for a in answers] == [(True, False), (False, True)]
+
+
+def test_a_record_dated_past_the_calendar_or_months_ahead_is_refused_and_the_lead_keeps_scoring(local: Local) -> None:
+    # Given a lead whose first email SES sent
+    ed = Mailbox(local, "dated-ed")
+    dead_letters = len(local.call("GET", "/_local/dead-letters")[1])
+    # When a pricing click dated 9999-12-31, then one dated three months ahead, is posted
+    end_of_time = ed.record("click", timedelta(0), userAgent=PERSON)
+    end_of_time["mail"]["timestamp"] = end_of_time["click"]["timestamp"] = "9999-12-31T23:59:59Z"
+    months_ahead = ed.record("click", timedelta(days=90), userAgent=PERSON)
+    answers = [local.call("POST", "/_local/ses-events", body) for body in (end_of_time, months_ahead)]
+    # Then each is a 400 naming the field, and the lead view shows no points from either
+    assert [status for status, _ in answers] == [400, 400]
+    assert "mail.timestamp: must not be more than a day after" in answers[0][1]["message"]
+    assert "click.timestamp: must not be more than a day after" in answers[1][1]["message"]
+    assert ed.view()["intent"] == 0
+    # And the lead's real click, forty minutes after the send, scores as usual, with nothing dead-lettered
+    ed.feed(ed.record("click", timedelta(minutes=40), userAgent=PERSON))
+    local.advance(1)
+    assert ed.view()["intent"] > 0
+    assert len(local.call("GET", "/_local/dead-letters")[1]) == dead_letters
 
 
 @pytest.mark.parametrize(
@@ -151,7 +184,7 @@ def test_a_body_that_is_not_an_ses_record_gets_a_400_saying_why(local: Local, bo
 
 
 def test_a_record_of_another_configuration_set_is_refused(local: Local) -> None:
-    record = _sample("open")
+    record = _dated_sample("open")
     record["mail"]["tags"]["ses:configuration-set"] = ["someone-else"]
     status, answer = local.call("POST", "/_local/ses-events", record)
     assert status == 400
@@ -159,7 +192,7 @@ def test_a_record_of_another_configuration_set_is_refused(local: Local) -> None:
 
 
 def test_a_record_about_an_email_to_no_known_lead_stores_nothing(local: Local) -> None:
-    record = _sample("open")
+    record = _dated_sample("open")
     record["mail"]["tags"]["lead_id"] = ["no-such-lead"]
     status, answer = local.call("POST", "/_local/ses-events", record)
     assert status == 200

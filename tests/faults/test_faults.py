@@ -391,11 +391,10 @@ def test_eight_writers_on_one_lead_at_once(stack) -> None:
     assert view["intent"] == 20 * 5 + 100
     alerts = [a for a in stack.captured.alerts if a["lead_id"] == view["lead_id"]]
     changes = [s for s in stack.captured.stage_changes if s["lead_id"] == view["lead_id"]]
-    # (whether reaching 80 by blog posts alerted before the demo request did depends on which writer won, so one
-    # or two alerts were decided; each was published once)
-    reasons = [a["reason"] for a in alerts]
-    assert "Demo request" in reasons
-    assert len(reasons) == len(set(reasons)) == len({a["effect_id"] for a in alerts})
+    # (whether reaching 80 by blog posts or the demo request came first depends on which writer won; both happen at
+    # one moment, so sales hears of the lead once, for whichever it was, and that alert was published once)
+    [reason] = [a["reason"] for a in alerts]
+    assert reason in ("Demo request", "intent 80 reached the decision threshold (80)")
     assert len({s["effect_id"] for s in changes}) == len(changes)
     assert (changes[0]["to"], changes[-1]["to"]) == ("awareness", "decision")
     assert all(after["from"] == before["to"] for before, after in itertools.pairwise(changes))

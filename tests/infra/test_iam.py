@@ -80,7 +80,7 @@ def test_ingest_writes_only_leads_own_items_and_the_anonymous_erasure_counts(
             # sales feedback: never a profile link, the routing counter or another partition
             (
                 frozenset({"dynamodb:PutItem", "dynamodb:UpdateItem"}),
-                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LEAD#*"]}},
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LEAD#*", "METRICS#*"]}},
             ),
         ],
         key=repr,
@@ -182,9 +182,12 @@ def test_sender_consumes_the_queue_and_records_sends_once(template_json: dict[st
     assert actions_on(statements, "dynamodb:") == {
         "dynamodb:GetItem": {leads, idempotency},
         "dynamodb:PutItem": {leads, idempotency},
-        "dynamodb:UpdateItem": {idempotency},
+        "dynamodb:UpdateItem": {idempotency, leads},
         "dynamodb:DeleteItem": {idempotency},
     }
+    # on the leads table, UpdateItem only adds to the month's metrics (each email sent, counted)
+    [metrics] = [s for s in statements if "dynamodb:UpdateItem" in s.actions and leads in s.resources]
+    assert metrics.condition == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["METRICS#*"]}}
     assert allowed(statements)["sqs:ReceiveMessage"] == {_arn(stack.dispatch.queue)}
     assert allowed(statements)["sqs:DeleteMessage"] == {_arn(stack.dispatch.queue)}
     assert "events:PutEvents" not in allowed(statements)

@@ -771,10 +771,13 @@ def test_a_rejected_lead_stays_in_nurture_and_every_status_is_kept_with_its_time
         pytest.param({"status": "won"}, "amount", id="won-without-amount"),
         pytest.param({"status": "opportunity", "amount": -5}, "amount", id="negative-amount"),
         pytest.param({"status": "won", "amount": "lots"}, "amount", id="amount-not-a-number"),
+        pytest.param({"status": "won", "amount": True}, "amount", id="amount-a-boolean"),
+        pytest.param({"status": "won", "amount": "24000"}, "amount", id="amount-a-numeric-string"),
+        pytest.param({"status": "accepted", "amount": 5}, "amount", id="amount-for-a-status-without-a-deal"),
         pytest.param({"status": "rejected"}, "reason", id="rejected-without-reason"),
         pytest.param({"status": "lost", "colour": "red"}, "colour", id="unknown-field"),
         pytest.param(b"{not json", "body", id="not-json"),
-        pytest.param(b"[" * 5000 + b"]" * 5000, "body", id="nested-5000-deep"),
+        pytest.param(b"[" * 2000 + b"]" * 2000, "body", id="nested-2000-deep-within-4-kb"),
     ],
 )
 def test_a_bad_sales_status_is_400_naming_the_field_and_changes_nothing(admin_token, lead_id, body, field) -> None:
@@ -789,3 +792,46 @@ def test_sales_status_needs_the_admin_credential_and_a_known_lead(ports, admin_t
     assert _sales(lead_id, {"status": "accepted"}, headers={}).status == 401
     assert _sales("no-such-lead", {"status": "accepted"}).status == 404
     assert call("GET", f"/v1/leads/{lead_id}", headers=ADMIN).body["stage"] == "awareness"
+
+
+def test_a_sales_status_amount_must_be_a_json_number_and_only_with_a_deal(admin_token, lead_id) -> None:
+    # Given sales answers with amounts that are not a deal's number
+    answers = [
+        _sales(lead_id, {"status": "won", "amount": True}),
+        _sales(lead_id, {"status": "opportunity", "amount": "24000"}),
+        _sales(lead_id, {"status": "accepted", "amount": 5}),
+    ]
+    # Then each is a 400 saying what is wrong with `amount`, and the lead view shows none of them
+    assert [a.status for a in answers] == [400, 400, 400]
+    problems = [e["problem"] for a in answers for e in a.body["errors"] if e["field"] == "amount"]
+    assert problems == [
+        "must be a JSON number, not a string or a boolean",
+        "must be a JSON number, not a string or a boolean",
+        "`accepted` takes no amount: only opportunity and won do",
+    ]
+    assert call("GET", f"/v1/leads/{lead_id}", headers=ADMIN).body["sales_history"] == []
+
+
+@pytest.mark.parametrize("lead", ["bad%20id!", "a" * 65])
+def test_a_malformed_lead_id_is_400_naming_it_on_sales_status_as_on_the_lead_routes(admin_token, lead) -> None:
+    sales_status = _sales(lead, {"status": "accepted"})
+    lead_view = call("GET", f"/v1/leads/{lead}", headers=ADMIN)
+    erase = call("DELETE", f"/v1/leads/{lead}", headers=ADMIN)
+    assert (sales_status.status, lead_view.status, erase.status) == (400, 400, 400)
+    for reply in (sales_status, lead_view, erase):
+        assert [e["field"] for e in reply.body["errors"]] == ["lead_id"]
+
+
+def test_a_sales_status_body_over_4_kb_is_413_as_on_the_ingest_routes(admin_token, lead_id) -> None:
+    reply = _sales(lead_id, {"status": "lost", "reason": "x" * 4200})
+    assert reply.status == 413
+    assert reply.body["message"].endswith("the limit is 4,096")
+    assert call("GET", f"/v1/leads/{lead_id}", headers=ADMIN).body["sales_history"] == []
+
+
+@pytest.mark.parametrize("body", [b"", b"null", b"[]", b'"won"'])
+def test_a_sales_status_body_that_is_not_an_object_is_told_so_in_plain_words(admin_token, lead_id, body) -> None:
+    reply = _sales(lead_id, body)
+    assert reply.status == 400
+    assert reply.body["message"] == "the body must be a JSON object"
+    assert "SalesStatusBody" not in json.dumps(reply.body)

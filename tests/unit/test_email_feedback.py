@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -127,6 +127,11 @@ def test_sns_and_eventbridge_deliveries_of_a_record_are_the_bare_record() -> Non
         ({"eventType": "Send", "mail": sample("click")["mail"], "send": {}}, "eventType"),
         ({"eventType": "Open", "open": {"timestamp": "2026-11-23T10:00:00Z"}}, "mail"),
         ({"Type": "Notification", "Message": "not json"}, "not JSON"),
+        ({"Type": "Notification", "Message": "[" * 5000 + "]" * 5000}, "nested too deeply"),
+        (
+            {"eventType": "Open", "mail": "m", "open": {"timestamp": "2026-11-23T10:00:00Z"}},
+            "mail: must be a JSON object",
+        ),
         ([1, 2], "a JSON object"),
     ],
 )
@@ -353,3 +358,64 @@ def test_a_click_after_the_delivery_was_noted_is_judged_from_the_delivery(feedba
     feedback.record(event("delivery", lead_id="lead-ada", after=timedelta(minutes=10)), T0 + days(1))
     click = event("click", lead_id="lead-ada", after=timedelta(minutes=10, seconds=30), agent=HUMAN)
     assert feedback.record(click, T0 + days(1)).automated_because == "within 60 seconds of delivery"
+
+
+# --- records dated out of bounds -----------------------------------------------------------------------
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+RECEIVED = T0 + days(1)
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "problem"),
+    [
+        pytest.param(
+            "click",
+            {"sent": END_OF_TIME, "after": timedelta(0)},
+            "mail.timestamp: must not be more than a day after the record was received",
+            id="click-at-the-end-of-time",
+        ),
+        pytest.param(
+            "click",
+            {"after": days(90)},
+            "click.timestamp: must not be more than a day after the record was received",
+            id="click-months-ahead",
+        ),
+        pytest.param(
+            "delivery",
+            {"sent": datetime(1999, 12, 31, tzinfo=UTC)},
+            "mail.timestamp: must not be before 2000-01-01",
+            id="sent-before-2000",
+        ),
+    ],
+)
+def test_a_record_dated_out_of_bounds_is_refused_naming_the_field_and_stores_nothing(
+    feedback, name: str, changes: dict[str, Any], problem: str
+) -> None:
+    # Given a record about the lead's email with a time the ingest API would refuse in a message
+    record = event(name, lead_id="lead-ada", **changes)
+    # When the email-events function records it
+    outcome = feedback.record(record, RECEIVED)
+    # Then it is refused, saying why, without failing (no retry can mend it), and nothing is kept of it
+    assert (outcome.outcome, outcome.problem) == ("refused", problem)
+    assert _stored(feedback) == {}
+    assert feedback.mail_log.items == {}
+
+
+def test_a_click_a_day_ahead_is_still_stored_and_a_later_good_record_of_the_lead_too(feedback) -> None:
+    refused = feedback.record(event("click", lead_id="lead-ada", sent=END_OF_TIME, after=timedelta(0)), RECEIVED)
+    just_ahead = feedback.record(event("click", lead_id="lead-ada", sent=RECEIVED, after=days(1)), RECEIVED)
+    later = feedback.record(event("open", lead_id="lead-ada", after=timedelta(hours=5), agent=HUMAN), RECEIVED)
+    assert [refused.outcome, just_ahead.outcome, later.outcome] == ["refused", "stored", "stored"]
+
+
+def test_a_refused_record_in_the_batch_does_not_flag_a_person_s_click(feedback) -> None:
+    # Given a person's click just inside the bounds, and in its batch another link's click dated just past them
+    edge = RECEIVED + days(1) - T0
+    person = event("click", lead_id="lead-ada", after=edge - timedelta(seconds=2), agent=HUMAN)
+    ahead = event(
+        "click", lead_id="lead-ada", after=edge + timedelta(seconds=2), agent=HUMAN, link="https://example.com/blog/a"
+    )
+    # When the person's click is recorded with its batch in view
+    outcome = feedback.record(person, RECEIVED, peers=[person, ahead])
+    # Then the refused record does not make it look like every link clicked at once
+    assert (outcome.outcome, outcome.automated_because) == ("stored", None)

@@ -10,12 +10,13 @@ import pytest
 
 from nurture.adapters.slack import slack_message
 from nurture.domain.handoff import Alert, Qualification, choose_owner, sales_alert, top_signals
+from nurture.domain.journey import SalesUpdate
 from nurture.domain.messages import LeadTraits
-from nurture.domain.programme import Programme
+from nurture.domain.programme import Programme, Stage
 from nurture.pipeline.alerts import AlertNotDelivered, SalesHandoffService
 from nurture.pipeline.ports import StoredLead
 from tests.fakes import FakeIdempotency, FakeLeads
-from tests.support import T0, days, known_lead, page, starter, track
+from tests.support import T0, Journey, days, identify, known_lead, page, starter, track
 
 ADA: dict[str, Any] = {
     "first_name": "Ada",
@@ -210,3 +211,53 @@ def test_an_alert_for_an_erased_lead_goes_nowhere() -> None:
 
     assert service.handle(qualification, starter()) is None
     assert sns.delivered == []
+
+
+# --- what the user trial found ------------------------------------------------------------------------------
+def test_segment_reserved_traits_reach_the_alert_as_analytics_js_spells_them() -> None:
+    assert LeadTraits.model_validate({"name": "Bo Berg", "employees": "300"}).model_dump(
+        include={"first_name", "last_name", "company_size"}
+    ) == {"first_name": "Bo", "last_name": "Berg", "company_size": 300}
+    camel = LeadTraits.model_validate({"firstName": "Ada", "lastName": "Lovelace", "name": "ignored"})
+    assert (camel.first_name, camel.last_name) == ("Ada", "Lovelace")
+    assert LeadTraits.model_validate({"first_name": "Ada", "firstName": "Other"}).first_name == "Ada"
+
+
+def test_a_new_lead_past_80_that_also_asks_for_a_demo_in_the_same_batch_alerts_once() -> None:
+    # Given a visitor whose reading scores 80 before we know who they are, then an identify and a demo request,
+    # all applied at one moment (one scorer batch)
+    journey = Journey()
+    journey.apply(page("/pricing", at=T0), now=T0)
+    journey.apply(track("Case Study Downloaded", at=T0), now=T0)
+    journey.apply(page("/product/a", at=T0), now=T0)
+    journey.apply(page("/product/b", at=T0), now=T0)
+    journey.apply(page("/product/c", at=T0), now=T0)
+    journey.apply(page("/blog/a", at=T0), now=T0)
+    journey.apply(identify(T0), now=T0)
+    assert [a.reason for a in journey.alerts] == ["new lead, intent 80"]
+    # When the demo request comes in the same batch
+    journey.apply(track("Demo Requested", at=T0), now=T0)
+    # Then sales hears of the lead once
+    assert len(journey.alerts) == 1
+
+
+def test_sales_giving_a_lead_back_resumes_nurture_where_its_intent_places_it() -> None:
+    journey = known_lead()
+    journey.apply(page("/pricing", at=T0))
+    journey.apply(SalesUpdate(status="accepted"), now=T0 + days(1))
+    assert journey.lead.stage is Stage.SALES_ENGAGED
+
+    journey.apply(SalesUpdate(status="rejected", reason="no budget after all"), now=T0 + days(2))
+
+    assert journey.lead.stage is Stage.AWARENESS
+    assert journey.transitions[-1].reason == "sales update: rejected (no budget after all): back to nurture"
+    assert [r.status for r in journey.lead.sales_history] == ["accepted", "rejected"]
+    journey.run_until(T0 + days(20))
+    assert journey.sends[-1].at > T0 + days(2)  # nurture email again
+
+
+def test_a_demo_booked_event_is_kept_as_a_sales_status_for_the_monthly_review() -> None:
+    journey = known_lead()
+    journey.apply(track("Demo Booked", at=T0 + days(1)))
+    assert journey.lead.stage is Stage.SALES_ENGAGED
+    assert [(r.status, r.at) for r in journey.lead.sales_history] == [("demo_booked", T0 + days(1))]

@@ -115,9 +115,12 @@ def test_a_demo_request_still_reaches_sales_from_a_lead_that_gets_no_nurture(sta
     assert journey.lead.stage is stage
     if stage is not Stage.DECISION:
         assert len(journey.sends) == sends_before
-    # Sales is told when the lead opted out, so nobody emails them by hand
-    opted_out = " (lead has opted out of email)" if stage is Stage.OPTED_OUT else ""
-    assert journey.alerts[-1].reason == f"Demo request{opted_out}"
+    # Sales is told when the lead opted out or is suppressed, so nobody emails them by hand
+    notes = {
+        Stage.OPTED_OUT: " (lead has opted out of email)",
+        Stage.SUPPRESSED: " (lead is suppressed: its address bounced or it stopped answering; call, do not email)",
+    }
+    assert journey.alerts[-1].reason == f"Demo request{notes.get(stage, '')}"
 
 
 def test_an_excluded_lead_gets_no_email_and_raises_no_alert() -> None:

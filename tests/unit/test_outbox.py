@@ -19,7 +19,7 @@ from nurture.domain.programme import Stage
 from nurture.pipeline.dispatch import dispatch
 from nurture.pipeline.leads import LeadService
 from nurture.pipeline.ports import Conflict, Ports, SendRequest, StoredLead
-from tests.fakes import FakeBus, FakeQueue, fake_ports
+from tests.fakes import FakeBus, FakeMetrics, FakeQueue, fake_ports
 from tests.support import T0, identify, page, starter, track
 
 LEASE = timedelta(minutes=5)  # constants.OUTBOX_LEASE_SECONDS
@@ -40,10 +40,11 @@ def _entries(stored: StoredLead) -> Iterable[Effect]:
 
 
 def _published(ports: Ports) -> Counter[str]:
-    bus, queue = ports.bus, ports.queue
+    bus, queue, metrics = ports.bus, ports.queue, ports.metrics
     assert isinstance(bus, FakeBus)
     assert isinstance(queue, FakeQueue)
-    return Counter(_key(e) for e in [*bus.published, *queue.queued])
+    assert isinstance(metrics, FakeMetrics)
+    return Counter(_key(e) for e in [*bus.published, *queue.queued, *metrics.added])
 
 
 def _saved(ports: Ports) -> set[str]:
@@ -162,7 +163,7 @@ def test_an_effect_left_by_a_writer_that_died_is_published_by_the_next_tick_afte
         service.receive([opt_out], opt_out.timestamp)
     monkeypatch.undo()
     [stored] = ports.leads.items.values()  # type: ignore[attr-defined]
-    assert [e.kind for e in _entries(stored)] == ["transition"]
+    assert [e.kind for e in _entries(stored)] == ["transition", "measure"]  # the stage change, and its counts
 
     # When Lambda redelivers the message (it changes nothing), and the dispatcher ticks within the lease
     service.receive([opt_out], opt_out.timestamp + timedelta(seconds=30))
@@ -175,7 +176,8 @@ def test_an_effect_left_by_a_writer_that_died_is_published_by_the_next_tick_afte
     # Then the stage change went out, once, and the lead is no longer due
     new = _published(ports) - published_before
     [change] = [e for e in ports.bus.published if isinstance(e, Transition) and e.to_stage is Stage.OPTED_OUT]  # type: ignore[attr-defined]
-    assert new == Counter({_key(change): 1})
+    [counted] = [e for e in ports.metrics.added if e.at == opt_out.timestamp]  # type: ignore[union-attr]
+    assert new == Counter({_key(change): 1, _key(counted): 1})
     [stored] = ports.leads.items.values()  # type: ignore[attr-defined]
     assert stored.outbox == ()
     assert stored.due_at is None
@@ -206,11 +208,12 @@ def test_a_writer_leaves_entries_within_their_lease_to_the_writer_that_saved_the
     # Then it leaves the stage change and the alert alone: a slow writer that goes on publishes them, once
     assert _published(ports) == before
     [stored] = ports.leads.items.values()  # type: ignore[attr-defined]
-    assert [e.kind for e in _entries(stored)] == ["transition", "alert"]
+    assert [e.kind for e in _entries(stored)] == ["transition", "alert", "measure"]
     # When a writer commits after the lease
     service.receive([page("/blog/b", demo.timestamp + LEASE)], demo.timestamp + LEASE)
     # Then it takes them over and publishes each, once
     new = _published(ports) - before
-    assert sorted(k.split("/")[0] for k in new.elements() if not k.startswith("send/")) == ["alert", "transition"]
+    kinds = sorted(k.split("/")[0] for k in new.elements() if not k.startswith("send/"))
+    assert kinds == ["alert", "measure", "transition"]
     [stored] = ports.leads.items.values()  # type: ignore[attr-defined]
     assert stored.outbox == ()

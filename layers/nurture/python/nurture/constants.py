@@ -54,6 +54,7 @@ FUNCTION_DIRS = {
     "content_check": "5_content_check",
     "email_events": "6_email_events",
     "alerts": "7_alerts",
+    "send_guard": "8_send_guard",
 }
 
 # --- Other resources ------------------------------------------------------------------------
@@ -70,6 +71,9 @@ ALERTS_MAX_RECEIVE_COUNT = 5
 ALERTS_BATCH_SIZE = 10
 # Secrets Manager secret {"webhook_url": "https://hooks.slack.com/..."}: Slack is off while it is empty.
 SLACK_WEBHOOK_SECRET = "nurture/slack-webhook"  # noqa: S105 - a secret's name
+# The programme's monthly counts (nurture.domain.metrics): items `METRICS#YYYY-MM` / <counter group> in the leads
+# table, read by `nurture report` (docs/metrics.md).
+METRICS_PK_PREFIX = "METRICS#"
 # Owners assigned to leads in turn: one counter item in the leads table.
 ROUND_ROBIN_PK = "ROUTING"
 CONTENT_PROGRAMME_KEY = "programme.yaml"
@@ -81,6 +85,11 @@ CONTENT_INCOMING_PREFIX = "incoming/"
 CONTENT_EVENT_DETAIL_TYPES = ("Object Created", "Object Deleted")
 # Content rejections (file, line, rule, fix) for marketers and operators; not the sales alerts topic.
 OPERATIONS_TOPIC = "nurture-operations"
+# CloudWatch alarms notify operators here: a topic under a customer-managed KMS key whose policy admits CloudWatch
+# (the SNS AWS-managed key of the other topics does not). docs/operations.md says what each alarm means.
+ALARMS_TOPIC = "nurture-alarms"
+# What EventBridge could not deliver to the send guard (the automatic pause of sends, functions/8_send_guard).
+SEND_GUARD_DLQ = "nurture-send-guard-dlq"
 CONTENT_CHECK_DLQ = "nurture-content-check-dlq"
 SES_CONFIGURATION_SET = "nurture"
 # SES feedback: the configuration set publishes delivery, open, click, bounce, complaint and reject records to

@@ -71,3 +71,18 @@ class SesMailer:
             ConfigurationSetName=self.configuration_set,
             EmailTags=[{"Name": name, "Value": value} for name, value in tags.items()],
         )
+
+
+class SesSendingSwitch:
+    """Sending of the configuration set, which the send guard turns off (`nurture.pipeline.send_guard`). While it is
+    off SES refuses every send through it (`SendingPausedException`, a ClientError): `SesMailer` raises NotSent,
+    so the send is released and retried, never recorded as sent."""
+
+    def __init__(self, client: Any, configuration_set: str) -> None:
+        self.client = client
+        self.configuration_set = configuration_set
+
+    def pause(self) -> None:
+        self.client.put_configuration_set_sending_options(
+            ConfigurationSetName=self.configuration_set, SendingEnabled=False
+        )

@@ -3,7 +3,7 @@
 The body is `{"status": ..., "amount": ..., "reason": ...}`. `accepted`, `engaged`, `demo_booked`, `opportunity`
 and `won` mean sales has the lead: nurture email stops (`sales_engaged`, published once). `rejected` and `lost` are
 recorded and nurture goes on. Every status is kept with its time (`sales_history` in the lead view) for the monthly
-review. A bad status or amount is a 400 naming the field; an unknown lead a 404.
+review. A bad status, amount or lead id is a 400 naming the field; a body over 4 KB a 413; an unknown lead a 404.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nurture.api.errors import ApiError, NotFound
+from nurture.api.errors import ApiError, NotFound, TooLarge
 from nurture.api.views import LeadView
 from nurture.domain.journey import SalesStatus, SalesUpdate
 from nurture.pipeline.ingest import Problem, parse_body
@@ -40,11 +40,22 @@ class SalesStatusBody(BaseModel):
 
     status: SalesStatus = Field(description="accepted, rejected, engaged, demo_booked, opportunity, won or lost")
     amount: float | None = Field(
-        default=None, ge=0, le=1_000_000_000_000, description="The deal's amount: required for opportunity and won"
+        default=None,
+        ge=0,
+        le=1_000_000_000_000,
+        description="The deal's amount, a JSON number: required for opportunity and won, refused for other statuses",
     )
     reason: str | None = Field(
         default=None, min_length=1, max_length=500, description="Why: required for rejected, optional otherwise"
     )
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        # Not pydantic's lax float: it takes `true` as 1.0 and `"24000"` as 24000.0.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError("must be a JSON number, not a string or a boolean")
+        return value
 
     @field_validator("amount")
     @classmethod
@@ -70,10 +81,12 @@ def read_body(raw: str | None, encoded: bool | None) -> SalesStatusBody:
             "the body could not be decoded", [Problem(field="body", problem="could not be decoded")]
         ) from error
     if len(data) > MAX_BODY_BYTES:
-        raise ApiError("the body is too large", [Problem(field="body", problem=f"at most {MAX_BODY_BYTES} bytes")])
+        raise TooLarge(f"the body is {len(data):,} bytes; the limit is {MAX_BODY_BYTES:,}")
     body = parse_body(data)
     if isinstance(body, Problem):
         raise ApiError("the body is not valid JSON", [body])
+    if not isinstance(body, dict):  # pydantic's own words would name the model's class
+        raise ApiError("the body must be a JSON object", [Problem(field="body", problem="must be a JSON object")])
     try:
         update = SalesStatusBody.model_validate(body)
     except ValidationError as error:
@@ -85,6 +98,9 @@ def read_body(raw: str | None, encoded: bool | None) -> SalesStatusBody:
     if update.status in NEEDS_AMOUNT and update.amount is None:
         missing = Problem(field="amount", problem=f"`{update.status}` needs the deal's amount")
         raise ApiError("the sales status is not valid", [missing])
+    if update.status not in NEEDS_AMOUNT and update.amount is not None:
+        extra = Problem(field="amount", problem=f"`{update.status}` takes no amount: only opportunity and won do")
+        raise ApiError("the sales status is not valid", [extra])
     if update.status in NEEDS_REASON and update.reason is None:
         missing = Problem(field="reason", problem=f"`{update.status}` needs a reason: what was wrong with the lead")
         raise ApiError("the sales status is not valid", [missing])
@@ -109,8 +125,9 @@ def register(
     )
     def sales_status(lead_id: str) -> Response[Any]:
         event = app.current_event
-        if not LEAD_ID_PATTERN.fullmatch(lead_id):
-            raise NotFound("no lead with that id")
+        if not LEAD_ID_PATTERN.fullmatch(lead_id):  # as GET and DELETE /v1/leads/{lead_id} answer
+            bad = Problem(field="lead_id", problem="must be 1 to 64 letters, digits, or `_`, `:`, `.`, `-`")
+            raise ApiError("the request is not valid", [bad])
         update = read_body(event.body, event.is_base64_encoded)
         ports = wiring.ports()
         if ports.leads.get(lead_id) is None:
@@ -144,4 +161,8 @@ def document(operations: dict[str, Any]) -> None:
     operation["responses"]["200"] = {
         "description": "The lead as it is now, with the status recorded",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LeadView"}}},
+    }
+    operation["responses"]["413"] = {
+        "description": f"A body over {MAX_BODY_BYTES:,} bytes",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
     }

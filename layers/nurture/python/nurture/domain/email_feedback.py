@@ -147,6 +147,16 @@ class SesEvent(_Record):
         return details.timestamp if isinstance(details, _Timed) else self.mail.timestamp
 
     @property
+    def times(self) -> list[tuple[str, datetime]]:
+        """Every time the record states, by its field: the send's (`mail.timestamp`) and the event's own."""
+        kind = self.event_type.lower()
+        details = getattr(self, kind)
+        stated = [("mail.timestamp", self.mail.timestamp)]
+        if isinstance(details, _Timed):
+            stated.append((f"{kind}.timestamp", details.timestamp))
+        return stated
+
+    @property
     def interaction(self) -> SesOpen | None:
         """The open or click a person (or a scanner) made; None for what SES or the mailbox reported."""
         return self.click if self.click is not None else self.open
@@ -181,6 +191,8 @@ def unwrap_notification(body: Any) -> dict[str, Any]:
             record = json.loads(body["Message"]) if isinstance(body["Message"], str) else body["Message"]
         except ValueError as error:
             raise NotAnSesEvent("the SNS notification's Message is not JSON") from error
+        except RecursionError as error:  # hundreds of levels deep: no SES record is
+            raise NotAnSesEvent("the SNS notification's Message is nested too deeply to be an SES record") from error
     elif isinstance(body, dict) and body.get("source") == RECORD_SOURCE and "detail" in body:
         record = body["detail"]
     if not isinstance(record, dict):
@@ -199,7 +211,9 @@ def parse_notification(body: Any) -> SesEvent:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(record)"
-        raise NotAnSesEvent(f"{where}: {first['msg']}") from error
+        # pydantic's words for an object of the wrong type name this module's class: say what to send instead.
+        problem = "must be a JSON object" if first["type"] in ("model_type", "dict_type") else first["msg"]
+        raise NotAnSesEvent(f"{where}: {problem}") from error
 
 
 # --- The scanner rule ------------------------------------------------------------------------------

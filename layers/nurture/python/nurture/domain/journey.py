@@ -28,6 +28,7 @@ from nurture.domain.scoring import (
 )
 
 UNSUBSCRIBED = "Unsubscribed"
+DEMO_BOOKED = "Demo Booked"
 COMPLAINED = "Email Complained"
 BOUNCED = "Email Bounced"
 RECENT_MESSAGES_KEPT = 128
@@ -102,6 +103,10 @@ class Lead(_Frozen):
     )
     sales_status: str | None = None
     sales_history: tuple[SalesRecord, ...] = Field(default=(), description="Every status sales gave, oldest first")
+    qualified_at: datetime | None = Field(default=None, description="When sales was last alerted (an MQL)")
+    email_seen: tuple[str, ...] = Field(
+        default=(), description="`<email id>:opened|clicked` already counted: an open or click counts once (metrics)"
+    )
     recent_messages: tuple[str, ...] = ()
 
     @property
@@ -223,7 +228,17 @@ class SalesAlert(_Frozen):
     )
 
 
-Effect = Transition | Send | SalesAlert
+class Measured(_Frozen):
+    """What a step adds to the programme's monthly counts (`nurture.domain.metrics`): published to the metrics
+    store, never to the bus."""
+
+    kind: Literal["measure"] = "measure"
+    lead_id: str
+    at: datetime
+    counts: tuple[tuple[str, str, float], ...] = Field(description="(month, counter, amount)")
+
+
+Effect = Transition | Send | SalesAlert | Measured
 
 
 class Tick(_Frozen):
@@ -250,7 +265,8 @@ SALES_HISTORY_KEPT = 50
 
 class SalesUpdate(_Frozen):
     """What sales says of the lead. `accepted`, `engaged`, `demo_booked`, `opportunity` and `won` mean sales has
-    it and nurture email stops; `rejected` (with a reason) and `lost` are recorded and nurture goes on."""
+    it and nurture email stops; `rejected` (with a reason) and `lost` are recorded and nurture goes on (a lead
+    sales had resumes nurture where its intent places it)."""
 
     kind: Literal["sales"] = "sales"
     status: SalesStatus
@@ -306,6 +322,7 @@ def step(lead: Lead, given: JourneyInput, programme: Programme, now: datetime) -
         else:
             journey.behaviour(given)
     journey.compact()
+    journey.measure(lead, given)
     return Outcome(
         lead=journey.lead,
         effects=tuple(journey.effects),
@@ -351,6 +368,8 @@ def merge(lead: Lead, anonymous: Lead, programme: Programme) -> Lead:
             -SALES_HISTORY_KEPT:
         ],
         "sales_status": lead.sales_status or anonymous.sales_status,
+        "qualified_at": max((t for t in (lead.qualified_at, anonymous.qualified_at) if t is not None), default=None),
+        "email_seen": tuple(dict.fromkeys(anonymous.email_seen + lead.email_seen)),
     }
     stops_nurture = anonymous.stage in (Stage.OPTED_OUT, Stage.SUPPRESSED)
     if anonymous.stage is not None and (lead.stage is None or (stops_nurture and lead.stage.is_sequence)):
@@ -419,6 +438,16 @@ class _Journey:
 
     def update(self, **changes: object) -> None:
         self.lead = self.lead.model_copy(update=changes)
+
+    def measure(self, before: Lead, given: JourneyInput) -> None:
+        """Add what this step counts for the monthly review (docs/metrics.md) as one `Measured` effect."""
+        from nurture.domain.metrics import measure
+
+        counts, seen = measure(before, self.lead, given, self.effects, self.programme, self.now)
+        if seen != self.lead.email_seen:
+            self.update(email_seen=seen)
+        if counts:
+            self.effects.append(Measured(lead_id=self.lead.lead_id, at=self.now, counts=tuple(counts)))
 
     def first_time(self, message_id: str) -> bool:
         lead = self.lead
@@ -544,13 +573,20 @@ class _Journey:
             )
 
     def sales(self, update: SalesUpdate) -> None:
-        record = SalesRecord(status=update.status, at=self.now, amount=update.amount, reason=update.reason)
-        self.update(
-            sales_status=update.status,
-            sales_history=(*self.lead.sales_history, record)[-SALES_HISTORY_KEPT:],
-        )
-        if update.status in SALES_HAS_THE_LEAD and self.lead.stage is not None and self.lead.stage.is_sequence:
-            self.move(Stage.SALES_ENGAGED, f"sales update: {update.status.replace('_', ' ')}")
+        self.record_sales(update.status, amount=update.amount, reason=update.reason)
+        stage = self.lead.stage
+        said = f"sales update: {update.status.replace('_', ' ')}"
+        if update.status in SALES_HAS_THE_LEAD and stage is not None and stage.is_sequence:
+            self.move(Stage.SALES_ENGAGED, said)
+        elif update.status not in SALES_HAS_THE_LEAD and stage is Stage.SALES_ENGAGED:
+            # Sales gave the lead back (rejected after all, or the deal was lost): nurture resumes where its intent
+            # places it, without alerting sales again on entering Decision.
+            why = f"{said} ({update.reason})" if update.reason else said
+            self.move(self.programme.stage_for_intent(self.intent), f"{why}: back to nurture", alert=False)
+
+    def record_sales(self, status: SalesStatus, amount: float | None = None, reason: str | None = None) -> None:
+        record = SalesRecord(status=status, at=self.now, amount=amount, reason=reason)
+        self.update(sales_status=status, sales_history=(*self.lead.sales_history, record)[-SALES_HISTORY_KEPT:])
 
     def tick(self) -> None:
         stage = self.lead.stage
@@ -614,6 +650,8 @@ class _Journey:
                 self.move(Stage.SUPPRESSED, "email address bounced permanently" + (f" ({subtype})" if subtype else ""))
             return True
         if message.event in self.programme.sales_handoff.events:
+            # Recorded as sales would say it, so the monthly review counts the leads a scheduler handed over too.
+            self.record_sales("demo_booked" if message.event == DEMO_BOOKED else "engaged")
             if stage is not None and stage.is_sequence:
                 self.move(Stage.SALES_ENGAGED, message.event.lower())
             return True
@@ -625,7 +663,13 @@ class _Journey:
             return
         if stage in (Stage.AWARENESS, Stage.CONSIDERATION, Stage.RE_ENGAGEMENT):
             self.move(Stage.DECISION, f"{label.lower()}: routed to sales", alert=False)
-        self.alert(label if stage is not Stage.OPTED_OUT else f"{label} (lead has opted out of email)")
+        if self.lead.qualified_at == self.now:
+            return  # sales was alerted at this very moment (a new lead past 80 that also asked): one alert
+        notes = {
+            Stage.OPTED_OUT: " (lead has opted out of email)",
+            Stage.SUPPRESSED: " (lead is suppressed: its address bounced or it stopped answering; call, do not email)",
+        }
+        self.alert(f"{label}{notes.get(stage, '') if stage is not None else ''}")
 
     def promote(self) -> None:
         stage = self.lead.stage
@@ -689,6 +733,7 @@ class _Journey:
                 probable_automation=lead.automation_flagged_at is not None,
             )
         )
+        self.update(qualified_at=self.now)
 
     def send(self) -> None:
         lead = self.lead

@@ -87,11 +87,23 @@ class LeadTraits(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _segment_company_object(cls, data: Any) -> Any:
-        """Segment's spec allows `company` as an object; take its name, size and industry."""
-        if isinstance(data, dict) and isinstance(data.get("company"), dict):
+    def _segment_reserved_traits(cls, data: Any) -> Any:
+        """Segment's reserved traits as analytics.js and the server libraries spell them: `firstName`, `lastName`,
+        `name` (split at its first space when neither part is given), `employees`, and `company` as an object (its
+        name, size and industry). The snake_case names win when both are given."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for camel, snake in (("firstName", "first_name"), ("lastName", "last_name"), ("employees", "company_size")):
+            if camel in data and data.get(snake) is None:
+                data[snake] = data[camel]
+        name = data.get("name")
+        if isinstance(name, str) and name.strip() and data.get("first_name") is None and data.get("last_name") is None:
+            first, _, last = name.strip().partition(" ")
+            data["first_name"], data["last_name"] = first, (last.strip() or None)
+        if isinstance(data.get("company"), dict):
             company = data["company"]
-            data = {**data, "company": company.get("name")}
+            data["company"] = company.get("name")
             data.setdefault("company_size", company.get("employee_count"))
             data.setdefault("industry", company.get("industry"))
         return data

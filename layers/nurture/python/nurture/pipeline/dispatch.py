@@ -11,10 +11,11 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from nurture.pipeline.leads import LeadService
 from nurture.pipeline.ports import Conflict
-from nurture.runtime.observability import Metric, count, logger
+from nurture.runtime.observability import Metric, count, logger, seconds
 
 
 @dataclass
@@ -23,6 +24,22 @@ class DispatchReport:
     ticked: int = 0
     failed: int = 0
     stopped_early: bool = False
+    oldest_due_seconds: float | None = None  # after the tick; None where the store has no due index to ask
+
+
+@runtime_checkable
+class DueIndex(Protocol):
+    """The DynamoDB lead table's due index, read one item per shard: the earliest next action in a shard."""
+
+    def next_due(self, shard: int) -> datetime | None: ...
+
+
+def oldest_due_seconds(index: DueIndex, shards: int, now: datetime) -> float:
+    """How long the longest-waiting lead that is still due has been due; 0 when none is. One query of one item
+    per shard, whatever the number of leads: it is what the "dispatcher falling behind" alarm reads."""
+    times = [t for shard in range(shards) if (t := index.next_due(shard)) is not None]
+    oldest = min(times, default=None)
+    return max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
 
 
 def dispatch(service: LeadService, now: datetime, time_left: Callable[[], float] = lambda: 1e9) -> DispatchReport:
@@ -47,4 +64,8 @@ def dispatch(service: LeadService, now: datetime, time_left: Callable[[], float]
                 logger.exception("a due lead failed", extra={"lead_id": lead_id})
     count(Metric.LEADS_DUE, report.due)
     count(Metric.DISPATCH_FAILURES, report.failed)
+    # Measured after the tick: leads it failed, or did not reach (stopped early), are still due and age.
+    if isinstance(leads, DueIndex):
+        report.oldest_due_seconds = oldest_due_seconds(leads, service.ports.due_shards, now)
+        seconds(Metric.OLDEST_DUE_SECONDS, report.oldest_due_seconds)
     return report

@@ -25,6 +25,7 @@ from nurture.domain.email_feedback import (
     to_message,
 )
 from nurture.domain.programme import Programme
+from nurture.pipeline.ingest import EARLIEST, MAX_AHEAD
 from nurture.pipeline.ports import Ports, StoredEvent, StoredLead
 from nurture.runtime.observability import Metric, count, logger
 
@@ -54,10 +55,23 @@ class MailLog(Protocol):
 class Recorded(BaseModel):
     """What became of one SES record."""
 
-    outcome: Literal["stored", "duplicate", "unknown_lead"]
+    outcome: Literal["stored", "duplicate", "unknown_lead", "refused"]
     event: str | None = None
     lead_id: str | None = None
     automated_because: str | None = None
+    problem: str | None = None  # why a refused record was refused, naming its field
+
+
+def time_problem(event: SesEvent, received_at: datetime) -> str | None:
+    """What is wrong with the record's times, naming the field, or None. The ingest API's bounds for a message: not
+    before 2000-01-01, not more than a day after it was received (a click dated ahead would score, undecayed, until
+    then; one dated past the calendar's end would break the lead's every later score)."""
+    for field, at in event.times:
+        if at > received_at + MAX_AHEAD:
+            return f"{field}: must not be more than a day after the record was received"
+        if at < EARLIEST:
+            return f"{field}: must not be before 2000-01-01"
+    return None
 
 
 def peers_of(bodies: Iterable[Any]) -> list[SesEvent]:
@@ -80,7 +94,15 @@ class EmailFeedback:
         self.programme = programme
 
     def record(self, event: SesEvent, now: datetime, peers: Sequence[SesEvent] = ()) -> Recorded:
-        """Store the lead's message for `event` (once, whatever the number of deliveries of the record)."""
+        """Store the lead's message for `event` (once, whatever the number of deliveries of the record). A record
+        whose times are out of bounds is refused: logged, stored nowhere and not failed, as no retry can mend it."""
+        problem = time_problem(event, now)
+        if problem is not None:
+            logger.warning(
+                "SES record refused", extra={"ses_event": event.event_type, "mail": event.mail_id, "problem": problem}
+            )
+            return Recorded(outcome="refused", problem=problem)
+        peers = [peer for peer in peers if time_problem(peer, now) is None]
         stored = self._lead_of(event)
         if stored is None:
             count(Metric.EMAIL_EVENTS_UNMATCHED)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from nurture.domain.identity import resolve
-from nurture.domain.journey import Effect, JourneyInput, Lead, Send, Tick, merge, new_lead, step
+from nurture.domain.journey import Effect, JourneyInput, Lead, Measured, Send, Tick, Transition, merge, new_lead, step
 from nurture.domain.messages import Message
 from nurture.domain.programme import Programme
 from nurture.pipeline.ports import Conflict, Pending, Ports, SendRequest, StoredLead
@@ -151,6 +151,7 @@ class LeadService:
             else:
                 self.publish([p.effect for p in owned])
                 self._remove(after, owned)
+                self._count([p.effect for p in owned])
         return after
 
     def _remove(self, after: StoredLead, owned: tuple[Pending, ...]) -> None:
@@ -173,17 +174,34 @@ class LeadService:
                 self.publish([p.effect for _, owned in held for p in owned])
                 for after, owned in held:
                     self._remove(after, owned)
+                self._count([p.effect for _, owned in held for p in owned])
 
     def publish(self, effects: Sequence[Effect]) -> None:
+        """Sends to the queue, stage changes and alerts to the bus. The counts (`Measured`) are added by `_count`,
+        after the outbox entries were removed."""
         sends = [SendRequest.of(e) for e in effects if isinstance(e, Send)]
-        others = [e for e in effects if not isinstance(e, Send)]
+        others = [e for e in effects if not isinstance(e, Send | Measured)]
         if sends:
             self.ports.queue.enqueue(sends)
         if others:
             self.ports.bus.publish(others)
         for effect in effects:
-            count(_PUBLISHED[effect.kind])
+            if effect.kind in _PUBLISHED:
+                count(_PUBLISHED[effect.kind])
+            if isinstance(effect, Transition):
+                count(Metric(f"Entered{effect.to_stage.value.title().replace('_', '')}"))
         logger.debug("published effects", extra={"count": len(effects)})
+
+    def _count(self, effects: Sequence[Effect]) -> None:
+        """Add the counts for the monthly review, last: only once the entries are gone, so a crash or a failure
+        loses a count rather than republishing a stage change or an alert (counters cannot tell a repeat)."""
+        measured = [e for e in effects if isinstance(e, Measured)]
+        if not measured or self.ports.metrics is None:
+            return
+        try:
+            self.ports.metrics.add(measured)
+        except Exception:
+            logger.exception("counts for the monthly review were lost", extra={"count": len(measured)})
 
 
 def _due(next_action: datetime | None, outbox: tuple[Pending, ...]) -> datetime | None:

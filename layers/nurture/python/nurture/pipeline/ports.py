@@ -16,7 +16,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from nurture.constants import DUE_SHARDS, OUTBOX_LEASE_SECONDS
-from nurture.domain.journey import Effect, Lead, Send
+from nurture.domain.journey import Effect, Lead, Measured, Send
 from nurture.domain.messages import Message
 from nurture.domain.programme import Stage
 from nurture.domain.tokens import Signer
@@ -191,6 +191,16 @@ class IdempotencyRecords(Protocol):
         """Delete the records with these keys (absent ones are skipped); how many there were."""
 
 
+class MetricsStore(Protocol):
+    """The programme's monthly counts (`nurture.domain.metrics`): added to as effects happen, read by the report."""
+
+    def add(self, measured: Sequence[Measured]) -> None:
+        """Add every (month, counter, amount) of these effects; the same counter given twice adds both."""
+
+    def month(self, month: str) -> dict[str, float]:
+        """Every counter of the month (`YYYY-MM`) and its total; empty when nothing was counted."""
+
+
 class OwnerStore(Protocol):
     def owner_of(self, lead_id: str) -> str | None:
         """The name of the lead's owner, if one was assigned."""
@@ -251,3 +261,5 @@ class Ports:
     idempotency: IdempotencyRecords | None = None
     # Who owns each qualified lead (the alerts function assigns; the lead view shows). None: not known here.
     owners: OwnerStore | None = None
+    # The monthly counts the report reads (None: nothing counted, e.g. `nurture replay`).
+    metrics: MetricsStore | None = None

@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from pydantic import BaseModel, Field
 
 from nurture.domain.content import ContentError
-from nurture.domain.journey import EmailSkipped
+from nurture.domain.journey import EmailSkipped, Measured
+from nurture.domain.metrics import sent_counts
 from nurture.domain.rendering import RenderContext, RenderedEmail, choose_variant, render
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.leads import LeadService
@@ -103,8 +104,21 @@ def deliver(request: SendRequest, ports: Ports, content: CachedContent, now: dat
         _record(ports, request, rendered, now, provider_id="")
         return Delivery(outcome="unconfirmed", reason="the mailer's answer was lost")
     _record(ports, request, rendered, now, provider_id)
+    _count_sent(ports, request, rendered.variant, now)
     count(Metric.EMAILS_SENT)
     return Delivery(outcome="sent", provider_id=provider_id)
+
+
+def _count_sent(ports: Ports, request: SendRequest, variant: int, now: datetime) -> None:
+    """Count the email for the monthly review (per email and subject variant). It is out already: a failure to
+    count it is logged, never raised (which would release the send for a retry)."""
+    if ports.metrics is None:
+        return
+    counts = sent_counts(request.sequence, request.content_id, variant, now)
+    try:
+        ports.metrics.add([Measured(lead_id=request.lead_id, at=now, counts=tuple(counts))])
+    except Exception:
+        logger.exception("email sent but not counted for the monthly review", extra=_ids(request))
 
 
 def _record(ports: Ports, request: SendRequest, rendered: RenderedEmail, now: datetime, provider_id: str) -> None:

@@ -25,6 +25,15 @@ class Metric(StrEnum):
     MESSAGES_REJECTED = "MessagesRejected"
     DUPLICATE_MESSAGES = "DuplicateMessages"
     STAGE_TRANSITIONS = "StageTransitions"
+    # Transitions by the stage entered (a dashboard line per stage)
+    ENTERED_AWARENESS = "EnteredAwareness"
+    ENTERED_CONSIDERATION = "EnteredConsideration"
+    ENTERED_DECISION = "EnteredDecision"
+    ENTERED_RE_ENGAGEMENT = "EnteredReEngagement"
+    ENTERED_SALES_ENGAGED = "EnteredSalesEngaged"
+    ENTERED_OPTED_OUT = "EnteredOptedOut"
+    ENTERED_SUPPRESSED = "EnteredSuppressed"
+    ENTERED_EXCLUDED = "EnteredExcluded"
     SENDS_QUEUED = "SendsQueued"
     SALES_ALERTS = "SalesAlerts"
     SALES_ALERTS_DELIVERED = "SalesAlertsDelivered"
@@ -46,8 +55,15 @@ class Metric(StrEnum):
     AUTOMATED_EMAIL_EVENTS = "AutomatedEmailEvents"
     TRANSIENT_BOUNCES = "TransientBounces"
     EMAIL_EVENTS_UNMATCHED = "EmailEventsUnmatched"
+    # A gauge, not a count (`seconds`): how long the longest-waiting due lead has waited, after each tick.
+    OLDEST_DUE_SECONDS = "OldestDueSeconds"
 
 
 def count(metric: Metric, value: int = 1) -> None:
     """Add `value` to a count metric of this invocation."""
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
+
+
+def seconds(metric: Metric, value: float) -> None:
+    """Record a duration measured by this invocation (a gauge: dashboards and alarms read its maximum)."""
+    metrics.add_metric(name=metric, unit=MetricUnit.Seconds, value=value)

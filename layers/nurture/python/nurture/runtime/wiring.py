@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from nurture.adapters.content import S3Content, S3ContentStore, SnsNotifier
 from nurture.adapters.dynamodb import EventTable, IdempotencyTable, LeadTable
 from nurture.adapters.eventbridge import EventBridgeBus
+from nurture.adapters.metrics import MetricsTable
 from nurture.adapters.owners import OwnerTable
 from nurture.adapters.ses import SesMailer
 from nurture.adapters.sqs import SqsSendQueue
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from nurture.pipeline.content_check import ContentCheck
     from nurture.pipeline.email_feedback import EmailFeedback
     from nurture.pipeline.send import Sender
+    from nurture.pipeline.send_guard import SendGuard
 
 _overrides: dict[str, object] = {}
 # The signing key is read at most every five minutes: a rotated key reaches every function within that.
@@ -76,6 +78,7 @@ def _ports() -> Ports:
         # Only the functions given the topic (the sender, the content check) tell operations anything.
         operations=SnsNotifier(aws.client("sns"), s.operations_topic_arn) if s.operations_topic_arn else None,
         owners=OwnerTable(aws.client("dynamodb"), s.leads_table),
+        metrics=MetricsTable(aws.client("dynamodb"), s.leads_table),
         idempotency=IdempotencyTable(aws.client("dynamodb"), s.idempotency_table),  # erasure deletes a lead's
     )
 
@@ -157,6 +160,21 @@ def email_feedback() -> EmailFeedback:
 
     mail_log = MailLogTable(aws.client("dynamodb"), settings().leads_table)
     return EmailFeedback(ports(), mail_log, content().programme())
+
+
+def send_guard() -> SendGuard:
+    """The automatic pause: the configuration set's sending switch (SES v2) and the operations topic."""
+    from nurture.adapters.ses import SesSendingSwitch
+    from nurture.pipeline.send_guard import SendGuard
+    from nurture.runtime.settings import SettingsError
+
+    s = settings()
+    if not s.operations_topic_arn:
+        raise SettingsError(f"the send guard needs {ENV_OPERATIONS_TOPIC_ARN}, which is not set")
+    return SendGuard(
+        SesSendingSwitch(aws.client("sesv2"), s.ses_configuration_set),
+        SnsNotifier(aws.client("sns"), s.operations_topic_arn),
+    )
 
 
 def ports() -> Ports:

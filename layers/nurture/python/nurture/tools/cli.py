@@ -93,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _forget_options(forget)
 
+    report = commands.add_parser(
+        "report", help="the monthly review: the four metrics, emails, A/B tests (terminal, --json or --html)"
+    )
+    from nurture.tools.report.command import add_arguments as report_arguments
+
+    report_arguments(report)
+
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (generated from the code)")
     openapi.add_argument("--output", type=Path, default=None, help="write it here instead of printing")
 
@@ -122,6 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nurture.tools.forget import forget as run_forget
 
             return run_forget(args)
+        if args.command == "report":
+            from nurture.tools.report.command import report as run_report
+
+            return run_report(
+                args,
+                load_programme(args.programme.read_text(encoding="utf-8"), source=str(args.programme))
+                if args.programme
+                else read_programme(None),
+            )
         return _replay(args)
     except ProgrammeError as error:
         print(error, file=sys.stderr)
@@ -247,7 +263,7 @@ def _ordinal(n: int) -> str:
 
 def _replay(args: argparse.Namespace) -> int:
     from nurture.tools.engine import Engine
-    from nurture.tools.replay import BadLine, print_json, print_timelines, read_messages
+    from nurture.tools.replay import BadLine, print_json, print_timelines, read_messages, shown
 
     programme = read_programme(args.programme)
     messages = []
@@ -276,7 +292,7 @@ def _replay(args: argparse.Namespace) -> int:
     elif until is not None:
         print_timelines(engine, until, sys.stdout)
     print(
-        f"\n{len(messages)} messages, {len(engine.leads)} profiles, {len(engine.effects)} effects "
+        f"\n{len(messages)} messages, {len(engine.leads)} profiles, {len(shown(engine.effects))} effects "
         f"in {elapsed:.2f}s{f'; {bad} malformed lines skipped' if bad else ''}",
         file=sys.stderr,
     )

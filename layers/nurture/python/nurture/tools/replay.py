@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from nurture.domain.journey import Effect, SalesAlert, Send, Transition
+from nurture.domain.journey import Effect, Measured, SalesAlert, Send, Transition
 from nurture.domain.messages import Message, segment_message
 from nurture.tools.engine import Engine
 
@@ -60,7 +60,7 @@ def effect_record(effect: Effect, engine: Engine) -> dict[str, Any]:
         }
     elif isinstance(effect, Send):
         record |= {"sequence": effect.sequence, "content_id": effect.content_id, "step": effect.step}
-    else:
+    elif isinstance(effect, SalesAlert):
         record |= {
             "reason": effect.reason,
             "stage": effect.stage,
@@ -77,15 +77,20 @@ def iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
+def shown(effects: list[Effect]) -> list[Effect]:
+    """The transitions, sends and alerts (what a timeline shows), not the counts kept for the monthly review."""
+    return [e for e in effects if not isinstance(e, Measured)]
+
+
 def print_json(engine: Engine, out: TextIO) -> None:
-    for effect in sorted(engine.effects, key=lambda e: e.at):
+    for effect in sorted(shown(engine.effects), key=lambda e: e.at):
         out.write(json.dumps(effect_record(effect, engine)) + "\n")
 
 
 def print_timelines(engine: Engine, until: datetime, out: TextIO) -> None:
     """Each lead's story: where it is now, then every transition, email and alert in time order."""
     by_lead: dict[str, list[Effect]] = {}
-    for effect in engine.effects:
+    for effect in shown(engine.effects):
         by_lead.setdefault(effect.lead_id, []).append(effect)
     programme = engine.programme
     for lead_id, lead in sorted(engine.leads.items(), key=lambda item: engine.name_of(item[0])):

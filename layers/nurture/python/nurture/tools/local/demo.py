@@ -168,9 +168,14 @@ def play(client: Client, out: TextIO, log: Callable[[str], None]) -> None:
         traits={"problem": "Sales ignores nurtured leads", "budget_authority": True, "timeline": "this quarter"},
     )
     now = client.advance(8)
-    chapter("Day 20: Ada books the demo: she is sales' now")
+    chapter("Day 20: Ada books the demo: she is sales' now; sales accepts her, and wins the deal five days later")
     client.send("track", "u-ada", now, event="Demo Booked")
-    chapter("Days 20-140: Bo never engages: awareness, re-engagement, suppression")
+    client.call("POST", "/_local/drain")  # the booking is scored before sales answers
+    ada = client.call("GET", "/v1/leads?email=ada@northwind.example", auth=client.admin)["lead_id"]
+    client.call("POST", f"/v1/leads/{ada}/sales-status", {"status": "accepted"}, auth=client.admin)
+    client.advance(5)
+    client.call("POST", f"/v1/leads/{ada}/sales-status", {"status": "won", "amount": 24000}, auth=client.admin)
+    chapter("Days 25-145: Bo never engages: awareness, re-engagement, suppression")
     log("moving the clock 120 days (only the ticks at which something is due run)...")
     client.advance(120)
     narrator.report()
@@ -179,3 +184,18 @@ def play(client: Client, out: TextIO, log: Callable[[str], None]) -> None:
         lead = client.call("GET", f"/v1/leads?email={email}", auth=client.admin)
         sent = len(lead["sends"])
         out.write(f"  {person}: {lead['stage']}, intent {lead['intent']:.0f}, fit {lead['fit']}, {sent} emails\n")
+    _print_review(client, out)
+
+
+def _print_review(client: Client, out: TextIO) -> None:
+    """The monthly review of January, the month the three buyers arrived (what `nurture report --month 2026-01`
+    prints against this stack)."""
+    from rich.console import Console
+
+    from nurture.tools.cli import read_programme
+    from nurture.tools.report.figures import monthly_report
+    from nurture.tools.report.terminal import print_report
+
+    months = client.call("GET", "/_local/metrics")["months"]
+    out.write("\nThe monthly review (nurture report --month 2026-01)\n")
+    print_report(monthly_report(months, "2026-01", programme=read_programme(None)), Console(file=out, width=110))

@@ -331,6 +331,29 @@ class LocalStack:
             emails = self.emails()
         return emails[index].html if 0 <= index < len(emails) else None
 
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Every month's counters (`nurture.domain.metrics`), as `nurture report` reads them: a scan of the leads
+        table's `METRICS#` items, fine locally (a deployed report queries one month at a time)."""
+        from nurture.adapters.metrics import MetricsTable
+
+        with self.lock:
+            table = MetricsTable(self.client("dynamodb"), c.LEADS_TABLE)
+            scan = self.client("dynamodb").get_paginator("scan")
+            months = sorted(
+                {
+                    item[c.LEADS_PK]["S"].removeprefix(c.METRICS_PK_PREFIX)
+                    for page in scan.paginate(
+                        TableName=c.LEADS_TABLE,
+                        FilterExpression="begins_with(#pk, :metrics)",
+                        ExpressionAttributeNames={"#pk": c.LEADS_PK},
+                        ExpressionAttributeValues={":metrics": {"S": c.METRICS_PK_PREFIX}},
+                        ProjectionExpression="#pk",
+                    )
+                    for item in page["Items"]
+                }
+            )
+            return {month: table.month(month) for month in months}
+
     def _send_records(self) -> dict[str, dict[str, Any]]:
         """The leads table's send records (`LEAD#<id>`, `SEND#<sequence>#<content_id>`) by SES message id: a scan,
         fine for the local stack, never done by a Lambda."""

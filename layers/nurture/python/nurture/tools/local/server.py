@@ -23,6 +23,8 @@ from nurture.adapters.dynamodb import EventTable
 from nurture.domain.email_feedback import CONFIGURATION_SET_TAG, NotAnSesEvent, parse_notification, unwrap_notification
 from nurture.domain.messages import TrackMessage, segment_message
 from nurture.domain.system_events import SYSTEM_EVENTS, is_system_event
+from nurture.pipeline.email_feedback import time_problem
+from nurture.pipeline.ingest import EARLIEST, MAX_AHEAD, MAX_DEPTH, Problem, parse_body
 from nurture.pipeline.ports import StoredEvent
 from nurture.tools.local.lambda_events import http_event
 from nurture.tools.local.runtime import LocalStack
@@ -43,10 +45,7 @@ def _advance(body: bytes) -> timedelta | None:
     """How far `POST /_local/clock` asks to move, or None for a body that is not `{"advance_days"|"advance_hours":
     N}` with finite numbers (booleans are not numbers). Out-of-range amounts come back capped just past the limit,
     so the caller answers 400, never a 500 from `timedelta`'s own limits."""
-    try:
-        request = json.loads(body or b"{}")
-    except ValueError:
-        return None
+    request = parse_body(body or b"{}")
     if not isinstance(request, dict):
         return None
     hours = 0.0
@@ -63,6 +62,19 @@ def _advance(body: bytes) -> timedelta | None:
     if not math.isfinite(hours) or abs(hours) > MAX_ADVANCE / timedelta(hours=1):
         return MAX_ADVANCE + timedelta(hours=1) if hours > 0 else timedelta(0)
     return timedelta(hours=hours)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON `value` nests objects and arrays more than `limit` levels (itself being level 1). Walks without
+    recursion: depth cannot hurt it, while serialising or validating such a value could raise RecursionError."""
+    pending = [(value, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 class LocalServer:
@@ -186,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
             return HTTPStatus.OK, stack.outbox()
         if method == "GET" and path == "/_local/alerts":
             return HTTPStatus.OK, stack.captured.sales_alerts  # as the sales topic delivered them, with values
+        if method == "GET" and path == "/_local/metrics":
+            return HTTPStatus.OK, {"now": stack.now().isoformat(), "months": stack.metrics()}
         if method == "GET" and path == "/_local/lead-qualified":
             return HTTPStatus.OK, stack.captured.qualified
         if method == "GET" and path == "/_local/stage-changes":
@@ -215,13 +229,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _system_event(self, body: bytes) -> tuple[HTTPStatus, Any]:
         """Store one of the events the public API refuses (`Unsubscribed`, `Email Opened`...), as SES
         feedback or the unsubscribe link will: straight into the events table, to be scored like any other."""
+        given = parse_body(body)
+        if isinstance(given, Problem) or _deeper_than(given, MAX_DEPTH):
+            return HTTPStatus.BAD_REQUEST, {"message": f"the body must be JSON nested at most {MAX_DEPTH} levels"}
         try:
-            message = segment_message.validate_json(body or b"null")
+            message = segment_message.validate_python(given)
         except ValidationError as error:
             return HTTPStatus.BAD_REQUEST, {"message": f"not a Segment message: {error.errors()[0]['msg']}"}
         if not (isinstance(message, TrackMessage) and is_system_event(message.event)):
             return HTTPStatus.BAD_REQUEST, {"message": f"send a track message of one of {', '.join(SYSTEM_EVENTS)}"}
-        stored = StoredEvent(profile_id=message.profile_ids[0], message=message, received_at=self.stack.now())
+        now = self.stack.now()
+        if not EARLIEST <= message.timestamp <= now + MAX_AHEAD:  # the bounds the public API applies
+            return HTTPStatus.BAD_REQUEST, {"message": "timestamp: must be after 2000 and at most a day ahead"}
+        stored = StoredEvent(profile_id=message.profile_ids[0], message=message, received_at=now)
         with self.stack.lock:
             new = EventTable(self.stack.client("dynamodb"), c.EVENTS_TABLE).put(stored)
         return HTTPStatus.OK, {"stored": new}
@@ -230,10 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Feed SES records to the email-events function the deployed way (default bus, rule, queue): one record, bare
         or as SNS or EventBridge delivers it, or a list of them (published together: one batch, like a scanner's
         burst). Answers once they are stored and scored."""
-        try:
-            given = json.loads(body or b"null")
-        except ValueError:
-            return HTTPStatus.BAD_REQUEST, {"message": "the body is not JSON: send an SES event record"}
+        given = parse_body(body)
+        if isinstance(given, Problem):
+            return HTTPStatus.BAD_REQUEST, {"message": f"the body is not JSON we can read: it {given.problem}"}
         bodies = given if isinstance(given, list) else [given]
         if not bodies or len(bodies) > 100:
             return HTTPStatus.BAD_REQUEST, {"message": "send one SES event record, or a list of 1 to 100"}
@@ -242,7 +261,12 @@ class _Handler(BaseHTTPRequestHandler):
             where = f"record {i}: " if isinstance(given, list) else ""
             try:
                 record = unwrap_notification(one)
+                if _deeper_than(record, MAX_DEPTH):  # no SES record is; it could not be published
+                    raise NotAnSesEvent(f"it is nested deeper than {MAX_DEPTH} levels")
                 event = parse_notification(record)
+                problem = time_problem(event, self.stack.now())
+                if problem is not None:  # the email-events function would refuse it: say so here
+                    raise NotAnSesEvent(problem)
             except NotAnSesEvent as error:
                 return HTTPStatus.BAD_REQUEST, {"message": f"{where}not an SES event record: {error}"}
             tags = record.setdefault("mail", {}).setdefault("tags", {})
@@ -252,22 +276,27 @@ class _Handler(BaseHTTPRequestHandler):
                     "message": f"{where}mail.tags.{CONFIGURATION_SET_TAG} must be [{c.SES_CONFIGURATION_SET!r}]"
                 }
             records.append((record, event))
+        ids = {event.message_id for _, event in records}
+        before = self.stack.stored_messages(ids)
         self.stack.ses_records([record for record, _ in records])
         self.stack.drain()
-        # `stored`: the lead's message is in the events table (false: no lead for the email; or it failed, see
-        # /_local/dead-letters). A duplicate record is the same message, stored once.
-        stored = self.stack.stored_messages({event.message_id for _, event in records})
-        return HTTPStatus.OK, {
-            "records": [
+        # `stored`: this request stored the lead's message (false: no lead for the email; or it failed, see
+        # /_local/dead-letters; or `duplicate`: a record stored before, or earlier in this list, is the same message).
+        stored = self.stack.stored_messages(ids) - before
+        answers, seen = [], set(before)
+        for _, event in records:
+            duplicate = event.message_id in seen
+            seen.add(event.message_id)
+            answers.append(
                 {
                     "eventType": event.event_type,
                     "mail": event.mail_id,
                     "messageId": event.message_id,
-                    "stored": event.message_id in stored,
+                    "stored": event.message_id in stored and not duplicate,
+                    "duplicate": duplicate,
                 }
-                for _, event in records
-            ]
-        }
+            )
+        return HTTPStatus.OK, {"records": answers}
 
     def _outbox_html(self, index: int) -> None:
         """The HTML part of the index-th email in `GET /_local/outbox`, to open in a browser."""
