@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.constructs.alerts import Alerts
+from infra.constructs.analytics import Analytics
 from infra.constructs.bus import Bus
 from infra.constructs.content import Content
 from infra.constructs.content_check import ContentCheck
@@ -71,6 +72,8 @@ class NurtureStack(cdk.Stack):
         self.dispatch.unsubscribe_signing_key.grant_read(self.ingest.function)
         self.content_check = ContentCheck(self, "ContentCheck", layer=self.layer, content=self.content)
         self.snippet = Snippet(self, "Snippet", content=self.content)  # nurture.js for websites, via CloudFront
+        # DynamoDB exports to S3, Glue tables and an Athena workgroup over them (docs/analytics.md).
+        self.analytics = Analytics(self, "Analytics", access_logs=self.content.access_logs_bucket)
         self.email_events = EmailEvents(
             self,
             "EmailEvents",

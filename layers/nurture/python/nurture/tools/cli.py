@@ -100,6 +100,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report_arguments(report)
 
+    export = commands.add_parser(
+        "export", help="write the history (messages, leads' profiles, sales outcomes) as JSON Lines or Parquet"
+    )
+    from nurture.tools.analytics.export import add_arguments as export_arguments
+
+    export_arguments(export)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit intent points and thresholds to sales outcomes; write a suggested programme"
+    )
+    from nurture.tools.analytics.calibrate import add_arguments as calibrate_arguments
+
+    calibrate_arguments(calibrate)
+
+    simulate = commands.add_parser(
+        "simulate", help="synthetic buyers through the engine (and a classic drip): a simulation, not your data"
+    )
+    from nurture.tools.simulate.command import add_arguments as simulate_arguments
+
+    simulate_arguments(simulate)
+
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (generated from the code)")
     openapi.add_argument("--output", type=Path, default=None, help="write it here instead of printing")
 
@@ -138,6 +159,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.programme
                 else read_programme(None),
             )
+        if args.command == "export":
+            from nurture.tools.analytics.export import main as run_export
+
+            return run_export(args)
+        if args.command == "calibrate":
+            from nurture.tools.analytics.calibrate import main as run_calibrate
+
+            return run_calibrate(args)
+        if args.command == "simulate":
+            from nurture.tools.simulate.command import run as run_simulation
+
+            return run_simulation(args, read_programme(args.programme))
         return _replay(args)
     except ProgrammeError as error:
         print(error, file=sys.stderr)
