@@ -96,3 +96,16 @@ def test_a_bad_month_or_a_stack_that_is_not_there_is_one_clear_line() -> None:
     )
     assert gone.returncode == 1
     assert gone.stderr.startswith("nurture report: cannot read the local stack")
+
+
+@pytest.mark.parametrize("cost", ["-5", "1e300", "nan", "lots"])
+def test_a_cost_that_is_not_an_amount_is_refused(cost: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "nurture.tools.cli", "report", "--aws-cost", cost],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--aws-cost" in done.stderr

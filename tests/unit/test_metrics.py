@@ -221,3 +221,51 @@ def test_opens_counted_in_a_later_month_than_their_sends_never_break_the_report(
     counters = {"2026-11": {f"{key}|0|sent": 16, f"{key}|0|opened": 7, f"{key}|1|sent": 31, f"{key}|1|opened": 48}}
     [test] = monthly_report(counters, "2026-11").ab_tests
     assert test.verdict
+
+
+# --- what the user trial found ----------------------------------------------------------------------------------
+def test_a_deal_won_without_an_acceptance_first_counts_as_sales_taking_the_lead() -> None:
+    journey = Journey()
+    journey.apply(identify(T0))
+    journey.apply(track("Demo Requested", T0 + days(1)))
+    journey.apply(SalesUpdate(status="won", amount=20_000), now=T0 + days(3))
+    journey.apply(SalesUpdate(status="accepted"), now=T0 + days(4))  # said late: not a second SQL
+    assert _counted(journey)["2026-01"]["mql|accepted"] == 1
+
+
+def test_ab_rows_carry_every_figure_of_their_variant() -> None:
+    key = "email|awareness|awareness-05-field-notes"
+    counters = {
+        "2026-11": {
+            **{f"{key}|{v}|{what}": 10 for v in (0, 1) for what in ("sent", "delivered")},
+            f"{key}|0|opened": 3,
+            f"{key}|0|clicked": 1,
+            f"{key}|1|complained": 1,
+            f"{key}|1|clicked_automated": 2,
+        }
+    }
+    [test] = monthly_report(counters, "2026-11").ab_tests
+    first, second = sorted(test.variants, key=lambda r: r.variant or 0)
+    assert (first.clicked, second.complained, second.clicked_automated) == (1, 1, 2)
+
+
+def test_an_ab_test_without_opens_says_so_instead_of_a_p_value(recwarn: pytest.WarningsRecorder) -> None:
+    [test] = monthly_report(_variants((0, 0), 50), "2026-11").ab_tests
+    assert (test.p_value, test.verdict) == (None, "not yet: no opens")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_drop_off_is_found_after_a_first_email_nobody_clicked() -> None:
+    rows = monthly_report(
+        {
+            "2026-11": {
+                "email|awareness|a1|0|delivered": 10,
+                "email|awareness|a2|0|delivered": 10,
+                "email|awareness|a2|0|clicked": 4,
+                "email|awareness|a3|0|delivered": 10,
+                "email|awareness|a3|0|clicked": 1,
+            }
+        },
+        "2026-11",
+    )
+    assert rows.drop_off == {"awareness": "a2"}

@@ -33,6 +33,7 @@ _FEEDBACK = {
     "Email Complained": "complained",
 }
 UNSUBSCRIBED = "Unsubscribed"
+_QUALIFIED = frozenset({"accepted", "opportunity", "won"})
 _UNIQUE = {"opened", "clicked"}
 
 
@@ -158,7 +159,8 @@ def _sales(update: SalesUpdate, before: Lead, after: Lead, add: _Add) -> None:
     status = update.status
     nurtured = NURTURED if after.sent else NOT_NURTURED
     add(counter("sales", status))
-    if status == "accepted" and not any(r.status == "accepted" for r in before.sales_history):
+    # Sales took the lead (an SQL): the first `accepted`, or an `opportunity` or `won` given without one.
+    if status in _QUALIFIED and not any(r.status in _QUALIFIED for r in before.sales_history):
         add(counter("accuracy", "accepted"))
         if before.qualified_at is not None:
             # MQL-to-SQL: counted in the month the lead qualified, so a month's MQLs meet their outcome.

@@ -29,6 +29,19 @@ def month_arg(text: str) -> str:
     return text
 
 
+MAX_COST = 1e12
+
+
+def cost_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an amount such as 1200") from error
+    if not 0 <= value <= MAX_COST:  # also refuses nan and infinities
+        raise argparse.ArgumentTypeError(f"'{text}' must be an amount from 0 to {MAX_COST:,.0f}")
+    return value
+
+
 def add_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--month", type=month_arg, default=None, help="YYYY-MM (default: the stack's current month)")
     command.add_argument("--baseline", type=month_arg, default=None, help="a month to compare MQL-to-SQL with")
@@ -41,8 +54,10 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
     where.add_argument("--stack", metavar="NAME", help="a deployed stack (standard credential chain)")
     command.add_argument("--region", default=None, help="AWS region for --stack (default: the credential chain's)")
     command.add_argument("--programme", type=Path, default=None, help="orders emails as the programme does")
-    command.add_argument("--aws-cost", type=float, default=None, metavar="USD", help="the month's AWS cost, for ROI")
-    command.add_argument("--content-cost", type=float, default=None, metavar="USD", help="the month's content cost")
+    command.add_argument("--aws-cost", type=cost_arg, default=None, metavar="USD", help="the month's AWS cost, for ROI")
+    command.add_argument(
+        "--content-cost", type=cost_arg, default=None, metavar="USD", help="the month's content cost (default 0)"
+    )
 
 
 class SourceError(Exception):
@@ -123,7 +138,8 @@ def report(args: argparse.Namespace, programme: Programme | None) -> int:
 
         from nurture.tools.report.terminal import print_report
 
-        print_report(review, Console())
+        # Piped or redirected (into meeting notes), rich would wrap every table at 80 columns: print them wide.
+        print_report(review, Console() if sys.stdout.isatty() else Console(width=160))
         if args.html is not None:
             print(f"\nHTML report: {args.html}")
     return 0

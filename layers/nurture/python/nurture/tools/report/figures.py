@@ -27,7 +27,7 @@ FUNNEL = (
     ("new leads", "leads|new"),
     ("consideration", "stage|entered|consideration"),
     ("decision (MQL)", "mql|alerts"),
-    ("accepted (SQL)", "accuracy|accepted"),
+    ("accepted by sales this month (SQL)", "accuracy|accepted"),
     ("opportunity", "sales|opportunity"),
     ("won", "sales|won"),
 )
@@ -173,8 +173,9 @@ def stage_times(counters: Counters) -> list[StageTime]:
     return result
 
 
-def email_rows(counters: Counters, programme: Programme | None) -> tuple[list[EmailRow], list[EmailRow]]:
-    """Per email and variant (`email|<sequence>|<email>|<variant>|<what>`), then per email and per sequence."""
+def variant_rows(counters: Counters) -> dict[tuple[str, str, int], EmailRow]:
+    """Per email and subject variant (`email|<sequence>|<email>|<variant>|<what>`); unsubscribes name the email, not
+    the variant, and are kept on variant 0."""
     variants: dict[tuple[str, str, int], EmailRow] = {}
     for name, value in counters.items():
         parts = name.split(SEP)
@@ -190,7 +191,7 @@ def email_rows(counters: Counters, programme: Programme | None) -> tuple[list[Em
         )
         if what in EmailRow.model_fields:
             setattr(row, what, getattr(row, what) + int(value))
-    for name, value in counters.items():  # unsubscribes name the email, not the variant
+    for name, value in counters.items():
         parts = name.split(SEP)
         if parts[0] == "unsubscribed" and len(parts) == 3:
             sequence, content_id = parts[1], parts[2]
@@ -198,6 +199,12 @@ def email_rows(counters: Counters, programme: Programme | None) -> tuple[list[Em
                 (sequence, content_id, 0), EmailRow(sequence=sequence, content_id=content_id, variant=0)
             )
             row.unsubscribed += int(value)
+    return variants
+
+
+def email_rows(counters: Counters, programme: Programme | None) -> tuple[list[EmailRow], list[EmailRow]]:
+    """Per email (its variants added up) in programme order, then per sequence."""
+    variants = variant_rows(counters)
     order = _programme_order(programme)
     emails: dict[tuple[str, str], EmailRow] = {}
     for (sequence, content_id, _), row in sorted(variants.items()):
@@ -235,14 +242,7 @@ def _programme_order(programme: Programme | None) -> dict[str, tuple[int, int]]:
 def ab_tests(counters: Counters) -> list[AbResult]:
     """Each email sent with more than one subject: a two-proportion z-test on unique opens per email delivered."""
     by_email: dict[tuple[str, str], list[EmailRow]] = defaultdict(list)
-    variants: dict[tuple[str, str, int], EmailRow] = {}
-    for name, value in counters.items():
-        parts = name.split(SEP)
-        if parts[0] == "email" and len(parts) == 5 and parts[4] in ("sent", "delivered", "opened"):
-            key = (parts[1], parts[2], int(float(parts[3])))
-            row = variants.setdefault(key, EmailRow(sequence=parts[1], content_id=parts[2], variant=key[2]))
-            setattr(row, parts[4], getattr(row, parts[4]) + int(value))
-    for (sequence, content_id, _), row in sorted(variants.items()):
+    for (sequence, content_id, _), row in sorted(variant_rows(counters).items()):
         by_email[(sequence, content_id)].append(row)
     return [ab_result(content_id, rows) for (_, content_id), rows in sorted(by_email.items()) if len(rows) > 1]
 
@@ -260,6 +260,8 @@ def ab_result(content_id: str, rows: list[EmailRow]) -> AbResult:
         )
     # An open counted in a month after its send's month can outnumber that month's sends: at most all of them.
     opened = [min(best.opened, best.base), min(second.opened, second.base)]
+    if opened == [0, 0]:
+        return AbResult(content_id=content_id, variants=rows, p_value=None, winner=None, verdict="not yet: no opens")
     _, p_value = proportions_ztest(opened, [best.base, second.base])
     p = float(p_value) if not math.isnan(p_value) else 1.0
     p1, p2 = opened[0] / best.base, opened[1] / second.base
@@ -277,20 +279,20 @@ def ab_result(content_id: str, rows: list[EmailRow]) -> AbResult:
 
 
 def drop_off(emails: list[EmailRow]) -> dict[str, str | None]:
-    """Per sequence, the email after which engagement falls off: the first whose click rate is under half the
-    sequence's first email's (None while every email holds up, or nothing was clicked)."""
+    """Per sequence, the email after which engagement falls off: the last email before the first one whose click
+    rate is under half the best click rate of the emails before it (None while every email holds up, or nothing
+    was clicked yet)."""
     result: dict[str, str | None] = {}
     by_sequence: dict[str, list[EmailRow]] = defaultdict(list)
     for row in emails:
         by_sequence[row.sequence].append(row)
     for sequence, rows in by_sequence.items():
-        first = rows[0].rate(rows[0].clicked)
         result[sequence] = None
-        if not first:
-            continue
+        best = 0.0
         for previous, row in itertools.pairwise(rows):
+            best = max(best, previous.rate(previous.clicked) or 0.0)
             rate = row.rate(row.clicked)
-            if rate is not None and rate < first / 2:
+            if best and rate is not None and rate < best / 2:
                 result[sequence] = previous.content_id
                 break
     return result
@@ -327,10 +329,14 @@ def monthly_report(
     won_nurtured = counters.get(f"revenue|won|{NURTURED}", 0.0)
     spent = (aws_cost or 0.0) + (content_cost or 0.0)
     accepted = _int(counters, "accuracy|accepted")
+    sequences_entered = ("awareness", "consideration", "decision", "re_engagement")
     scores = {
         name.split(SEP)[1]: round(value / counters[name.replace("|sum", "|count")], 1)
         for name, value in counters.items()
-        if name.startswith("score|") and name.endswith("|sum") and counters.get(name.replace("|sum", "|count"))
+        if name.startswith("score|")
+        and name.endswith("|sum")
+        and name.split(SEP)[1] in sequences_entered
+        and counters.get(name.replace("|sum", "|count"))
     }
     return MonthlyReport(
         month=month,

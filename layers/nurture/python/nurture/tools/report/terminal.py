@@ -102,7 +102,7 @@ def headlines(report: MonthlyReport) -> list[Headline]:
             Headline(
                 f"Time in {stage_name(stage.from_stage)} before {stage_name(stage.to_stage)}",
                 f"median {days(stage.median_days)}, p75 {days(stage.p75_days)}",
-                (f"{stage.leads} leads moved on this month",),
+                (f"{stage.leads} {'lead' if stage.leads == 1 else 'leads'} moved on this month",),
             )
         )
     lines.append(
@@ -120,7 +120,7 @@ def headlines(report: MonthlyReport) -> list[Headline]:
             "Suppression rate",
             percent(report.suppression_rate),
             (f"{report.suppressed} of {report.reengaged} re-engaged leads suppressed",),
-            f"above {SUPPRESSION_ADVICE_ABOVE * 100:g}%, fix lead quality at acquisition",
+            f"benchmark under {SUPPRESSION_ADVICE_ABOVE * 100:g}% (above it, fix lead quality at acquisition)",
             advice=report.suppression_advice,
         )
     )
@@ -236,7 +236,7 @@ def sequence_section(report: MonthlyReport) -> Section:
             )
         )
     notes = (
-        "Drop-off: the email after which the click rate falls under half the sequence's first email's. Waiting: "
+        "Drop-off: the last email before the first whose click rate falls under half the best before it. Waiting: "
         "leads that have had every email of their sequence, at the month's end (write more content).",
     )
     columns = ("Sequence", "Completed", "Waiting on content", "Intent score at entry", "Drop-off")
@@ -245,7 +245,9 @@ def sequence_section(report: MonthlyReport) -> Section:
 
 def roi_text(report: MonthlyReport) -> str:
     if report.roi is None:
-        return "set --aws-cost and --content-cost"
+        if report.aws_cost is None and report.content_cost is None:
+            return "set --aws-cost and --content-cost"
+        return "needs a cost above zero (--aws-cost, --content-cost)"
     spent = (report.aws_cost or 0.0) + (report.content_cost or 0.0)
     return (
         f"{percent(report.roi)} ({amount(report.won_nurtured)} won nurtured against {amount(spent)} spent: "
