@@ -188,3 +188,18 @@ def test_too_few_labelled_leads_is_refused_with_a_reason(tmp_path, programme):
     write_history(tmp_path, leads=20, seed=1)
     with pytest.raises(ValueError, match="at least 50"):
         calibrate(features(tmp_path, programme), programme)
+
+
+def test_a_small_history_is_read_as_a_direction_not_values_to_apply(tmp_path):
+    write_history(tmp_path, leads=300, seed=2)
+    out = io.StringIO()
+    args = argparse.Namespace(history=tmp_path, outcomes=None, programme=None, out=tmp_path / "s.yaml", anchor=None)
+    assert main(args, out) == 0
+    assert "Read the suggestion as a direction" in out.getvalue()
+
+
+def test_a_large_history_needs_no_such_caution(history, tmp_path):
+    out = io.StringIO()
+    args = argparse.Namespace(history=history, outcomes=None, programme=None, out=tmp_path / "s.yaml", anchor=None)
+    assert main(args, out) == 0
+    assert "Read the suggestion as a direction" not in out.getvalue()

@@ -31,6 +31,8 @@ Z95 = 1.959964
 # the labels perfectly) finite, small beside the thousands of leads a calibration needs.
 PENALTY = 1.0
 MIN_LABELLED = 50
+# Below this many labelled leads the output says the suggestion is a direction, not values to apply.
+ENOUGH_LABELLED = 500
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,12 @@ def print_report(calibration: Calibration, data: Dataset, out: TextIO) -> None:
     for band in calibration.bands:
         bands.add_row(band.name, str(band.leads), _pct(band.observed), _pct(band.predicted))
     console.print(bands)
+    if calibration.labelled < ENOUGH_LABELLED:
+        console.print(
+            f"Caution: only {calibration.labelled} labelled leads for {len(calibration.weights)} rules: the intervals "
+            f"are wide. Read the suggestion as a direction, and wait for about {ENOUGH_LABELLED} sales answers "
+            "before applying its points."
+        )
     if current.flagged > 0.8 * calibration.labelled:
         console.print(
             f"Caution: {current.flagged} of the {calibration.labelled} labelled leads are already at or over the "
