@@ -190,26 +190,24 @@ def _stack_options(command: argparse.ArgumentParser) -> None:
 
 
 def _rebuild_options(command: argparse.ArgumentParser) -> None:
+    from nurture.tools.rebuild import add_target_options
+
     which = command.add_mutually_exclusive_group(required=True)
     which.add_argument("--lead", action="append", metavar="ID", help="this lead (repeat for more)")
     which.add_argument("--all", action="store_true", help="every lead, and every profile no lead is linked to")
     command.add_argument("--programme", type=Path, default=None, help="a proposed programme (default: the stack's)")
     command.add_argument("--dry-run", action="store_true", help="print what would change; write and publish nothing")
-    where = command.add_mutually_exclusive_group()
-    where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (standard credential chain)")
-    where.add_argument("--endpoint-url", help="a local stack's AWS endpoint (default: the running `nurture local`)")
-    command.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+    add_target_options(command)
     command.add_argument("--now", type=_instant, default=None, help="default: the local stack's clock, else now")
 
 
 def _forget_options(command: argparse.ArgumentParser) -> None:
+    from nurture.tools.rebuild import add_target_options
+
     who = command.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", metavar="ADDRESS", help="every lead with this email")
     who.add_argument("--lead", metavar="ID", help="this lead")
-    where = command.add_mutually_exclusive_group()
-    where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (standard credential chain)")
-    where.add_argument("--endpoint-url", help="a local stack's AWS endpoint (default: the running `nurture local`)")
-    command.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+    add_target_options(command)
 
 
 def _instant(text: str) -> datetime:

@@ -15,7 +15,7 @@ from nurture.adapters.dynamodb import EventTable, IdempotencyTable, LeadTable
 from nurture.domain.messages import as_utc
 from nurture.pipeline.erase import Eraser, Erasure
 from nurture.pipeline.ports import Ports
-from nurture.tools.rebuild import Target, local_target, stack_target
+from nurture.tools.rebuild import Target, local_target, session_for, stack_target
 
 # The idempotency table's logical id starts with its construct path (infra/constructs/storage.py).
 IDEMPOTENCY_LOGICAL_PREFIX = "StorageIdempotency"
@@ -36,12 +36,7 @@ def forget(args: argparse.Namespace) -> int:
     except LookupError as error:
         print(f"nurture forget: {error}", file=sys.stderr)
         return 1
-    if target.endpoint_url is not None:  # moto takes any credentials; the chain may have none
-        session = boto3.session.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto's stand-in credentials
-            region_name=target.region,
-        )
+    session = session_for(target, args.region)
     dynamodb = session.client("dynamodb", endpoint_url=target.endpoint_url, region_name=target.region)
     eraser = Eraser(_ports(dynamodb, target, idempotency))
     now = _now(target)

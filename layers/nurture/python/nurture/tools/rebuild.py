@@ -29,6 +29,7 @@ credential chain, scans tables (never done by a Lambda), and stays out of the La
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -104,6 +105,38 @@ def remove_local_state() -> None:
             path.unlink()
     except (OSError, ValueError):
         pass
+
+
+def add_target_options(command: argparse.ArgumentParser) -> None:
+    """Where a command that reads or writes the stack's tables finds them (`rebuild`, `forget`, `export`)."""
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (standard credential chain)")
+    where.add_argument("--endpoint-url", help="a local stack's AWS endpoint (default: the running `nurture local`)")
+    command.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+
+
+def find_target(stack: str | None, endpoint_url: str | None, region: str | None) -> Target:
+    """The deployed stack named `stack`, else a local stack (at `endpoint_url`, or the running one). LookupError
+    when there is none."""
+    import boto3
+
+    if stack:
+        return stack_target(boto3.session.Session(region_name=region).client("cloudformation"), stack, region)
+    return local_target(endpoint_url, region)
+
+
+def session_for(target: Target, region: str | None) -> Any:
+    """A boto3 session that reaches `target`: the credential chain for a deployed stack, moto's stand-in
+    credentials for a local one (moto takes any; the chain may have none)."""
+    import boto3
+
+    if target.endpoint_url is None:
+        return boto3.session.Session(region_name=region)
+    return boto3.session.Session(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - moto's stand-in credentials
+        region_name=target.region,
+    )
 
 
 def local_target(endpoint_url: str | None = None, region: str | None = None) -> Target:

@@ -20,33 +20,22 @@ from nurture.domain.programme import load_programme
 from nurture.tools.rebuild import (
     Rebuild,
     Target,
+    find_target,
     format_report,
-    local_target,
     read_programme_from,
     run,
-    stack_target,
+    session_for,
     tables,
 )
 
 
 def rebuild(args: argparse.Namespace) -> int:
-    import boto3
-
-    session = boto3.session.Session(region_name=args.region)
     try:
-        if args.stack:
-            target = stack_target(session.client("cloudformation"), args.stack, args.region)
-        else:
-            target = local_target(args.endpoint_url, args.region)
+        target = find_target(args.stack, args.endpoint_url, args.region)
     except LookupError as error:
         print(f"nurture rebuild: {error}", file=sys.stderr)
         return 1
-    if target.endpoint_url is not None:  # moto takes any credentials; the chain may have none
-        session = boto3.session.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto's stand-in credentials
-            region_name=target.region,
-        )
+    session = session_for(target, args.region)
 
     def client(service: str) -> Any:
         return session.client(service, endpoint_url=target.endpoint_url, region_name=target.region)

@@ -42,6 +42,8 @@ PARQUET_COLUMNS = {
 
 
 def add_arguments(command: argparse.ArgumentParser) -> None:
+    from nurture.tools.rebuild import add_target_options
+
     command.add_argument(
         "--since",
         type=date.fromisoformat,
@@ -52,32 +54,18 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--out", type=Path, default=Path("history"), help="the directory to write (default: history)")
     command.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl", help="default: jsonl")
     command.add_argument("--no-traits", action="store_true", help="leave identify messages' traits (personal data) out")
-    where = command.add_mutually_exclusive_group()
-    where.add_argument("--stack", metavar="NAME", help="a deployed CloudFormation stack (standard credential chain)")
-    where.add_argument("--endpoint-url", help="a local stack's AWS endpoint (default: the running `nurture local`)")
-    command.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+    add_target_options(command)
 
 
 def main(args: argparse.Namespace) -> int:
-    import boto3
+    from nurture.tools.rebuild import find_target, session_for
 
-    from nurture.tools.rebuild import local_target, stack_target
-
-    session = boto3.session.Session(region_name=args.region)
     try:
-        if args.stack:
-            target = stack_target(session.client("cloudformation"), args.stack, args.region)
-        else:
-            target = local_target(args.endpoint_url, args.region)
+        target = find_target(args.stack, args.endpoint_url, args.region)
     except LookupError as error:
         print(f"nurture export: {error}", file=sys.stderr)
         return 1
-    if target.endpoint_url is not None:  # moto takes any credentials; the chain may have none
-        session = boto3.session.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto's stand-in credentials
-            region_name=target.region,
-        )
+    session = session_for(target, args.region)
     dynamodb = session.client("dynamodb", endpoint_url=target.endpoint_url, region_name=target.region)
     since = datetime.combine(args.since, datetime.min.time(), UTC) if args.since else None
     with _progress() as progress:
