@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nurture.domain.frozen import replaced
 from nurture.domain.messages import BehaviourMessage, IdentifyMessage, LeadTraits, Message, TrackMessage
 from nurture.domain.programme import Programme, Stage, path_matches
 from nurture.domain.schedule import next_send_time
@@ -379,11 +380,13 @@ def merge(lead: Lead, anonymous: Lead, programme: Programme) -> Lead:
             "next_send_at": anonymous.next_send_at,
             "exhausted": anonymous.exhausted,
         }
-    return lead.model_copy(update=update)
+    return replaced(lead, update)
 
 
 def strongest_topic(lead: Lead, programme: Programme) -> str | None:
     """The topic the lead has read and done most about (the programme's order breaks ties), if any."""
+    if not lead.interests:
+        return None
     counts = [(lead.interests.get(name, 0), -i, name) for i, name in enumerate(programme.topics)]
     best = max(counts, default=(0, 0, None))
     return best[2] if best[0] > 0 else None
@@ -437,7 +440,7 @@ class _Journey:
         self.effects: list[Effect] = []
 
     def update(self, **changes: object) -> None:
-        self.lead = self.lead.model_copy(update=changes)
+        self.lead = replaced(self.lead, changes)
 
     def measure(self, before: Lead, given: JourneyInput) -> None:
         """Add what this step counts for the monthly review (docs/metrics.md) as one `Measured` effect."""
@@ -760,4 +763,9 @@ class _Journey:
 
     def send_time(self, at: datetime) -> datetime:
         tz = ZoneInfo(self.lead.traits.timezone) if self.lead.traits.timezone else self.programme.timezone
-        return next_send_time(at, [email.at for email in self.lead.sent], self.programme.schedule, tz)
+        schedule = self.programme.schedule
+        # Only emails still inside the frequency cap's window at `at` can hold a send back (the times tried only
+        # move later), so the lead's older emails are left out.
+        since = at - timedelta(days=schedule.frequency_cap.per_days)
+        recent = [email.at for email in self.lead.sent if email.at > since]
+        return next_send_time(at, recent, schedule, tz)

@@ -824,7 +824,13 @@ def _line_finder(text: str) -> Any:
 
 
 def path_matches(path: str, patterns: list[str]) -> bool:
-    return bool(patterns) and _compiled(tuple(patterns)).match(path)
+    return bool(patterns) and _path_matches(path, tuple(patterns))
+
+
+@functools.lru_cache(maxsize=65536)
+def _path_matches(path: str, patterns: tuple[str, ...]) -> bool:
+    """Remembered: a site has a few hundred paths and a programme a few dozen patterns, read on every message."""
+    return bool(_compiled(patterns).match(path))
 
 
 @functools.lru_cache(maxsize=1024)

