@@ -56,6 +56,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.flood
 	$(BIN)/python -m tests.bench.imports
 	$(BIN)/python -m tests.bench.simulate
+	$(BIN)/python -m tests.bench.summary
 
 # Schemathesis against docs/openapi.json on `nurture local`: tests/e2e/test_fuzz.py (which `make test` runs bounded,
 # about a minute and a half) with ten times the examples per operation (about 5 minutes). Figures: docs/reliability.md.
