@@ -183,10 +183,15 @@ class FakeBus:
 class FakeQueue:
     queued: list[SendRequest] = field(default_factory=list)
     calls: int = 0
+    sizes: list[int] = field(default_factory=list)  # requests per call
+    # The dispatcher publishes from its worker threads
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def enqueue(self, requests: Sequence[SendRequest]) -> None:
-        self.calls += 1
-        self.queued += requests
+        with self._lock:
+            self.calls += 1
+            self.sizes.append(len(requests))
+            self.queued += requests
 
 
 @dataclass

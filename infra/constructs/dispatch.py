@@ -19,7 +19,11 @@ from infra.constructs.storage import IDEMPOTENCY_ACTIONS, Storage
 from infra.nag import acknowledge, arn_placeholder
 from nurture import constants as c
 
-DISPATCHER_TIMEOUT = cdk.Duration.minutes(2)
+# A Monday backlog is ticked in parallel (pipeline/dispatch.py): 10,000 due leads take a few minutes at most, so the
+# run may take most of the five-minute schedule. It stays under the schedule (ticks do not pile up; an overlap is
+# safe anyway: every lead write is conditional) and under the outbox lease (OUTBOX_LEASE_SECONDS, 5 minutes), so a
+# dispatcher that is merely slow never has its entries taken over. The dispatcher stops taking leads 15 s before.
+DISPATCHER_TIMEOUT = cdk.Duration.minutes(4)
 SENDER_TIMEOUT = cdk.Duration.seconds(30)
 # AWS's guidance for a Lambda-consumed queue: visibility of at least six times the function timeout.
 SEND_QUEUE_VISIBILITY = cdk.Duration.seconds(6 * SENDER_TIMEOUT.to_seconds())

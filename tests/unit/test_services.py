@@ -142,14 +142,19 @@ def test_effects_survive_a_crash_between_the_write_and_the_publish(service, port
     with pytest.raises(RuntimeError):
         service.receive([identify(T0), page("/pricing", T0), page("/pricing/x", T0)], T0)
     [stored] = ports.leads.items.values()
-    assert [e.kind for e in stored.effects if e.kind != "measure"] == ["transition", "transition"]
-    assert ports.metrics.added == []  # counted only once everything else went out
+    # The counts are not in the outbox: added once the write went through (at most once), never republished
+    assert [e.kind for e in stored.effects] == ["transition", "transition"]
+    counted = list(ports.metrics.added)
+    assert counted
+    assert all(m.at == T0 for m in counted)
     # When the next event for the lead is processed after EventBridge recovers
     ports.bus.fail = False
     service.receive([page("/blog/a", T0 + days(1))], T0 + days(1))
     # Then the stranded effects are published too, and the outbox is empty
     assert _transitions(ports) == [(None, Stage.AWARENESS), (Stage.AWARENESS, Stage.CONSIDERATION)]
     assert next(iter(ports.leads.items.values())).outbox == ()
+    # and the first write's counts were not added again
+    assert [m for m in ports.metrics.added if m.at == T0] == counted
 
 
 def test_an_anonymous_visitors_history_merges_into_the_lead_on_identify(service, ports) -> None:
@@ -418,9 +423,10 @@ def test_one_dispatcher_run_queues_all_its_sends_together(service, ports) -> Non
     queue.calls = 0
     # When the dispatcher runs
     dispatch(service, T0)
-    # Then the 25 sends went out in one publish (the SQS adapter sends ten per request), and no lead
-    # is left with unpublished effects
-    assert (queue.calls, len(queue.queued)) == (1, 25)
+    # Then the 25 sends went out in full batches of ten (one SQS request each) as the run filled them, the
+    # rest at its end, and no lead is left with unpublished effects
+    assert (queue.calls, len(queue.queued)) == (3, 25)
+    assert queue.sizes == [10, 10, 5]
     assert all(stored.outbox == () for stored in ports.leads.items.values())
 
 

@@ -272,6 +272,12 @@ class LeadTable:
         return True
 
     def due(self, shard: int, now: datetime) -> Iterator[str]:
+        for lead_id, _ in self.due_entries(shard, now):
+            yield lead_id
+
+    def due_entries(self, shard: int, now: datetime) -> Iterator[tuple[str, datetime]]:
+        """The due leads of a shard with when each became due (the index's sort key comes with every item, so
+        the dispatcher knows the lag it leaves without asking the index again)."""
         paginator = self.client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table,
@@ -281,7 +287,8 @@ class LeadTable:
             ExpressionAttributeValues={":s": {"S": str(shard)}, ":now": {"S": iso(now)}},
         ):
             for item in page["Items"]:
-                yield item[c.LEADS_PK]["S"].removeprefix("LEAD#")
+                due_at = datetime.fromisoformat(item[c.LEADS_DUE_AT_ATTRIBUTE]["S"])
+                yield item[c.LEADS_PK]["S"].removeprefix("LEAD#"), due_at
 
     def next_due(self, shard: int) -> datetime | None:
         """The earliest next action in a shard (the local stack uses it to skip idle ticks)."""

@@ -10,9 +10,14 @@ publishes them. See "Concurrency and the outbox" in docs/architecture.md.
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from nurture.domain.identity import resolve
@@ -23,7 +28,42 @@ from nurture.pipeline.ports import Conflict, Pending, Ports, SendRequest, Stored
 from nurture.runtime.observability import Metric, count, logger
 
 MAX_ATTEMPTS = 8
+BACK_OFF_BASE_SECONDS = 0.001
+BACK_OFF_CAP_SECONDS = 0.05
 _PUBLISHED = {"transition": Metric.STAGE_TRANSITIONS, "send": Metric.SENDS_QUEUED, "alert": Metric.SALES_ALERTS}
+# SQS and EventBridge take ten entries a request: a batch block publishes as soon as it holds that many of either.
+PUBLISH_BATCH = 10
+
+Held = list[tuple[StoredLead, tuple[Pending, ...]]]
+
+
+@dataclass
+class _Batch:
+    """What a `publishing_in_batches` block holds: the leads written and their entries to publish, the counts for
+    the monthly review, and this invocation's metrics. The dispatcher's worker threads add to it, under its lock
+    (powertools' metrics are not written from threads: they are emitted once, at the block's end)."""
+
+    publishing: bool = True  # False: effects are published at once, only the counts and metrics are held
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    held: Held = field(default_factory=list)
+    sends: int = 0
+    others: int = 0
+    measured: list[Measured] = field(default_factory=list)
+    metrics: Counter[Metric] = field(default_factory=Counter)
+
+    def hold(self, after: StoredLead, owned: tuple[Pending, ...]) -> Held:
+        """Hold a lead's entries; every entry held, once a full request of sends or of bus events is."""
+        with self.lock:
+            self.held.append((after, owned))
+            self.sends += sum(isinstance(p.effect, Send) for p in owned)
+            self.others += sum(not isinstance(p.effect, Send | Measured) for p in owned)
+            if self.sends < PUBLISH_BATCH and self.others < PUBLISH_BATCH:
+                return []
+            return self.take()
+
+    def take(self) -> Held:
+        held, self.held, self.sends, self.others = self.held, [], 0, 0
+        return held
 
 
 class LeadService:
@@ -31,7 +71,7 @@ class LeadService:
         self.ports = ports
         self.programme = programme
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
-        self._held: list[tuple[StoredLead, tuple[Pending, ...]]] | None = None
+        self._batch: _Batch | None = None
 
     def receive(self, messages: Sequence[Message], now: datetime) -> str:
         """Apply messages that share a profile to their lead (created, or merged, as needed). Returns its id.
@@ -49,20 +89,22 @@ class LeadService:
         return lead_id
 
     def _receive_with_retries(self, ordered: Sequence[Message], profiles: frozenset[str], now: datetime) -> str:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             links = self.ports.leads.leads_for(profiles)
             try:
                 return self._receive(ordered, profiles, links, now)
             except Conflict:
-                count(Metric.LEAD_WRITE_CONFLICTS)
+                self._metric(Metric.LEAD_WRITE_CONFLICTS)
+                _back_off(attempt)
         raise Conflict(f"gave up after {MAX_ATTEMPTS} attempts")
 
-    def tick(self, lead_id: str, now: datetime) -> None:
-        self.apply(lead_id, [Tick()], now)
+    def tick(self, lead_id: str, now: datetime) -> StoredLead | None:
+        """A clock tick: the lead as written (or as it was, when nothing changed); None when it is gone."""
+        return self.apply(lead_id, [Tick()], now)
 
     def apply(self, lead_id: str, inputs: Sequence[JourneyInput], now: datetime) -> StoredLead | None:
         """Apply inputs to an existing lead; None when the lead is gone (merged or deleted)."""
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             stored = self.ports.leads.get(lead_id)
             if stored is None:
                 return None
@@ -70,7 +112,8 @@ class LeadService:
             try:
                 return self._commit(stored, lead, effects, stored.profiles, now)
             except Conflict:
-                count(Metric.LEAD_WRITE_CONFLICTS)
+                self._metric(Metric.LEAD_WRITE_CONFLICTS)
+                _back_off(attempt)
         raise Conflict(f"gave up on lead {lead_id} after {MAX_ATTEMPTS} attempts")
 
     def _receive(
@@ -88,7 +131,7 @@ class LeadService:
         new_profiles = found.link | (absorbed.profiles if absorbed else frozenset())
         if absorbed is not None:
             lead = merge(lead, absorbed.lead, self.programme)
-            count(Metric.LEADS_MERGED)
+            self._metric(Metric.LEADS_MERGED)
         lead, effects = self._run(lead, messages, now)
         self._commit(
             stored, lead, effects, known | new_profiles, now, new_profiles=new_profiles - known, absorbed=absorbed
@@ -118,7 +161,14 @@ class LeadService:
         This writer owns what it adds, and the entries it takes over: those whose lease ran out (their
         writer died before publishing). It re-stamps those in the same conditional write, so of two writers
         only the one whose write wins takes them over. Entries another writer saved within their lease are
-        carried untouched: that writer publishes and removes them."""
+        carried untouched: that writer publishes and removes them.
+
+        The counts for the monthly review (`Measured`) are not put in the outbox: they are added once the write
+        went through. Counts are at most once (a writer that dies after its write loses them, as a lost count
+        is a smaller error than a doubled one), so they need no entry, and a write whose only effects are counts
+        needs no removal afterwards: one request, not two."""
+        measured = [e for e in effects if isinstance(e, Measured)]
+        published = [e for e in effects if not isinstance(e, Measured)]
         carried = (before.outbox if before else ()) + (absorbed.outbox if absorbed else ())
         stale = tuple(p for p in carried if p.expires_at <= now)
         kept = tuple(p for p in carried if p.expires_at > now)
@@ -128,7 +178,7 @@ class LeadService:
             return before  # nothing changed: no write at all
         known = {p.id for p in kept}
         mine: dict[str, Pending] = {}
-        for effect in (*(p.effect for p in stale), *effects):
+        for effect in (*(p.effect for p in stale), *published):
             pending = Pending(effect, now)
             if pending.id not in known:
                 mine.setdefault(pending.id, pending)
@@ -141,18 +191,47 @@ class LeadService:
             due_at=_due(lead.next_action_at(self.programme), kept + owned),
         )
         self.ports.leads.save(after, before.version if before else None, new_profiles, absorbed)
-        if lead.exhausted and not (before is not None and before.lead.exhausted):
-            # Counted once, when the lead starts waiting: marketers add emails to that sequence.
-            count(Metric.LEADS_WAITING_ON_CONTENT)
-            logger.info("lead waits on new content", extra={"lead_id": lead.lead_id, "sequence": lead.stage})
-        if owned:
-            if self._held is not None:
-                self._held.append((after, owned))
-            else:
-                self.publish([p.effect for p in owned])
-                self._remove(after, owned)
-                self._count([p.effect for p in owned])
+        try:
+            if lead.exhausted and not (before is not None and before.lead.exhausted):
+                # Counted once, when the lead starts waiting: marketers add emails to that sequence.
+                self._metric(Metric.LEADS_WAITING_ON_CONTENT)
+                logger.info("lead waits on new content", extra={"lead_id": lead.lead_id, "sequence": lead.stage})
+            if owned:
+                batch = self._batch
+                if batch is None or not batch.publishing:
+                    self._flush([(after, owned)])
+                elif full := batch.hold(after, owned):
+                    self._flush(full)  # by the thread that filled the batch: the others go on ticking
+        finally:
+            # After the removal (which moves the lead's version on: the sooner, the fewer writers it makes read
+            # again), and whether or not publishing went through: the write that decided them is in.
+            self._add_counts(measured)
         return after
+
+    def _flush(self, held: Held) -> None:
+        """Publish the held entries, then remove them from their leads (one UpdateItem per lead)."""
+        self.publish([p.effect for _, owned in held for p in owned])
+        for after, owned in held:
+            self._remove(after, owned)
+        # Entries saved before counts left the outbox may still hold some: added once their entries are gone.
+        self._count([p.effect for _, owned in held for p in owned])
+
+    def _add_counts(self, measured: Sequence[Effect]) -> None:
+        batch = self._batch
+        if batch is None:
+            self._count(measured)
+        elif measured:
+            with batch.lock:
+                batch.measured += [e for e in measured if isinstance(e, Measured)]
+
+    def _metric(self, metric: Metric, value: int = 1) -> None:
+        """Count an invocation metric; within a batch block, held and emitted once at its end (from one thread)."""
+        batch = self._batch
+        if batch is None:
+            count(metric, value)
+            return
+        with batch.lock:
+            batch.metrics[metric] += value
 
     def _remove(self, after: StoredLead, owned: tuple[Pending, ...]) -> None:
         """Remove the published entries; the lead is then due for its next action and the entries left."""
@@ -162,23 +241,41 @@ class LeadService:
 
     @contextmanager
     def publishing_in_batches(self) -> Iterator[None]:
-        """Hold the effects of every lead written in the block and publish them together at its end, in
-        full batches (the dispatcher ticks many leads a run). An outbox entry is removed only after its
-        effect went out; if publishing fails, the entries stay, and the leads are due when their lease ends."""
-        self._held = []
+        """Hold the effects of the leads written in the block and publish them in full batches (the dispatcher
+        ticks many leads a run, from several threads): ten sends to a request as soon as ten are held, the rest
+        at the block's end. An outbox entry is removed only after its effect went out; if publishing fails, the
+        entries stay, and the leads are due when their lease ends. The counts for the monthly review are added
+        together at the end (one UpdateItem per month and counter group, not one per lead), and so are the
+        invocation's metrics."""
+        with self._batching(_Batch(publishing=True)):
+            yield
+
+    @contextmanager
+    def counting_together(self) -> Iterator[None]:
+        """Publish each write's effects at once, but add the counts for the monthly review of every write in the
+        block together at its end (a stream batch: one UpdateItem per month and counter group, not one per lead).
+        Counts are at most once: a block cut short loses its counts, never adds them twice."""
+        with self._batching(_Batch(publishing=False)):
+            yield
+
+    @contextmanager
+    def _batching(self, batch: _Batch) -> Iterator[None]:
+        self._batch = batch
         try:
             yield
         finally:
-            held, self._held = self._held, None
-            if held:
-                self.publish([p.effect for _, owned in held for p in owned])
-                for after, owned in held:
-                    self._remove(after, owned)
-                self._count([p.effect for _, owned in held for p in owned])
+            self._batch = None
+            try:
+                if rest := batch.take():
+                    self._flush(rest)
+            finally:
+                self._count(batch.measured)
+                for metric, value in batch.metrics.items():
+                    count(metric, value)
 
     def publish(self, effects: Sequence[Effect]) -> None:
-        """Sends to the queue, stage changes and alerts to the bus. The counts (`Measured`) are added by `_count`,
-        after the outbox entries were removed."""
+        """Sends to the queue, stage changes and alerts to the bus. The counts (`Measured`) are added apart, by
+        `_count`."""
         sends = [SendRequest.of(e) for e in effects if isinstance(e, Send)]
         others = [e for e in effects if not isinstance(e, Send | Measured)]
         if sends:
@@ -187,14 +284,14 @@ class LeadService:
             self.ports.bus.publish(others)
         for effect in effects:
             if effect.kind in _PUBLISHED:
-                count(_PUBLISHED[effect.kind])
+                self._metric(_PUBLISHED[effect.kind])
             if isinstance(effect, Transition):
-                count(Metric(f"Entered{effect.to_stage.value.title().replace('_', '')}"))
+                self._metric(Metric(f"Entered{effect.to_stage.value.title().replace('_', '')}"))
         logger.debug("published effects", extra={"count": len(effects)})
 
     def _count(self, effects: Sequence[Effect]) -> None:
-        """Add the counts for the monthly review, last: only once the entries are gone, so a crash or a failure
-        loses a count rather than republishing a stage change or an alert (counters cannot tell a repeat)."""
+        """Add the counts for the monthly review. A failure loses them (logged), never fails the write: counters
+        cannot tell a repeat, so counts are at most once."""
         measured = [e for e in effects if isinstance(e, Measured)]
         if not measured or self.ports.metrics is None:
             return
@@ -202,6 +299,12 @@ class LeadService:
             self.ports.metrics.add(measured)
         except Exception:
             logger.exception("counts for the monthly review were lost", extra={"count": len(measured)})
+
+
+def _back_off(attempt: int) -> None:
+    """A short random wait before reading a lead again after losing a write to another writer: writers that
+    collided do not all read and write again at the same moment (full jitter, 1 ms doubling, at most 50 ms)."""
+    time.sleep(random.uniform(0, min(BACK_OFF_CAP_SECONDS, BACK_OFF_BASE_SECONDS * 2**attempt)))  # noqa: S311
 
 
 def _due(next_action: datetime | None, outbox: tuple[Pending, ...]) -> datetime | None:

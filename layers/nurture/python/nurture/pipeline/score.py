@@ -99,7 +99,9 @@ class ScoringProcessor(BatchProcessor):
         readable = [p.new_event for p in self._parsed.values() if not isinstance(p, ValidationError)]
         self._scorer = self._new_scorer([event for event in readable if event is not None])
         try:
-            return super().process()
+            # The batch's counts for the monthly review are added together, once it is scored (at most once).
+            with self._scorer.service.counting_together():
+                return super().process()
         finally:
             self._parsed, self._scorer = {}, None
 

@@ -8,7 +8,11 @@ persistence layer (DynamoDB in AWS) is built by `nurture.runtime.wiring` and inj
 from __future__ import annotations
 
 import copy
+import dataclasses
+import threading
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 
@@ -23,7 +27,7 @@ from nurture.domain.metrics import sent_counts
 from nurture.domain.rendering import RenderContext, RenderedEmail, choose_variant, render
 from nurture.pipeline.content import CachedContent
 from nurture.pipeline.leads import LeadService
-from nurture.pipeline.ports import NotSent, Ports, SendRequest, SentRecord
+from nurture.pipeline.ports import MetricsStore, NotSent, Ports, SendRequest, SentRecord
 from nurture.runtime.observability import Metric, count, logger
 
 # A send's idempotency record is kept for a year: the same email is never sent to a lead twice in that time.
@@ -164,6 +168,31 @@ def _skipped(reason: str, request: SendRequest, detail: str = "") -> Delivery:
     return Delivery(outcome="skipped", reason=reason, detail=detail)
 
 
+class HeldCounts:
+    """The counts for the monthly review of one sender invocation, held and added together at its end: one
+    UpdateItem per month and counter group for the batch, not one per email. At most once, as every count: an
+    invocation cut short loses its counts (the emails are out; their send records say so)."""
+
+    def __init__(self, store: MetricsStore) -> None:
+        self.store = store
+        self.held: list[Measured] = []
+
+    def add(self, measured: Sequence[Measured]) -> None:
+        self.held += measured
+
+    def month(self, month: str) -> dict[str, float]:
+        return self.store.month(month)
+
+    def flush(self) -> None:
+        held, self.held = self.held, []
+        if not held:
+            return
+        try:
+            self.store.add(held)
+        except Exception:
+            logger.exception("emails sent but not counted for the monthly review", extra={"count": len(held)})
+
+
 class Sender:
     """Delivers each send request at most once per lead, sequence and email.
 
@@ -188,6 +217,8 @@ class Sender:
             output_serializer=PydanticSerializer(model=Delivery),
             key_prefix=KEY_PREFIX,
         )
+        # Per thread: the local stack (and tests) may run two sender invocations at once in one process.
+        self._local = threading.local()
         self._tell_operations_once = idempotent_function(
             _tell_operations,
             data_keyword_argument="problem",
@@ -196,7 +227,23 @@ class Sender:
             key_prefix=BROKEN_KEY_PREFIX,
         )
 
+    @contextmanager
+    def counting_together(self, ports: Ports) -> Iterator[None]:
+        """Within the block (one invocation's batch), the emails' counts are added together at its end."""
+        if ports.metrics is None:
+            yield
+            return
+        counts = self._local.counts = HeldCounts(ports.metrics)
+        try:
+            yield
+        finally:
+            self._local.counts = None
+            counts.flush()
+
     def send(self, request: SendRequest, ports: Ports, content: CachedContent, now: datetime) -> Delivery:
+        counts: HeldCounts | None = getattr(self._local, "counts", None)
+        if counts is not None:
+            ports = dataclasses.replace(ports, metrics=counts)
         try:
             delivery: Delivery = self._deliver_once(request=request, ports=ports, content=content, now=now)
         except IdempotencyAlreadyInProgressError:
