@@ -2,10 +2,19 @@
 
 Runtime dependencies come as manylinux aarch64 wheels for CPython 3.12 (pip's cross-platform install),
 cached per dependency list; the `nurture` package is copied fresh on every synth.
+
+Every module is shipped with its bytecode, compiled by a CPython 3.12 found on this machine (`lambda_python`):
+/opt is read-only in Lambda, so without it each cold start compiles every module it imports, and keeps none.
+The bytecode is compiled at optimisation level 0, as Lambda's runtime runs Python (no -O: `*.cpython-312.pyc`,
+not `.opt-1.pyc`), and with `unchecked-hash` invalidation: the layer never changes under its bytecode, so
+Python uses the .pyc without comparing it with its source (the timestamps a zip keeps would not match anyway),
+and the same sources give the same bytes, so the asset hash stays stable. Without a 3.12 interpreter the layer
+ships sources only, as before, and says so on stderr.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -34,6 +43,17 @@ RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "py
 NOT_SHIPPED = ("tools", "static")
 # Bump when the way the cache is built changes, so old caches are not reused.
 CACHE_FORMAT = 1
+# Where a CPython PYTHON_VERSION is looked for, after NURTURE_LAYER_PYTHON and `python3.12` on the PATH.
+PYENV_PYTHONS = "~/.pyenv/versions/{version}.*/bin/python{version}"
+# Lambda runs python without -O: bytecode of optimisation level 0 is the one it reads.
+OPTIMISATION_LEVEL = 0
+# Where Lambda mounts a layer's python/ folder: the path compiled into the bytecode (tracebacks name the files
+# there), whichever folder the synth compiled them in, so that the same sources give the same layer.
+LAYER_PATH = "/opt/python"
+# Bump when the way the bytecode is compiled changes, so that cached dependencies are compiled again.
+BYTECODE_FORMAT = 2
+# Files in the dependency cache that are the cache's own bookkeeping, never shipped.
+CACHE_MARKERS = (".complete", ".bytecode-*")
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -133,6 +153,68 @@ def install_dependencies(requirements: list[str], cache_root: Path) -> Path:
     return cached
 
 
+def python_version_of(python: str) -> str | None:
+    """`major.minor` of the interpreter at `python`, or None when it does not run."""
+    try:
+        done = subprocess.run(  # noqa: S603 - an interpreter path found by lambda_python
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def lambda_python(version: str = PYTHON_VERSION) -> str | None:
+    """A CPython `version` interpreter on this machine to compile the layer's bytecode with, or None."""
+    candidates = [
+        os.environ.get("NURTURE_LAYER_PYTHON"),
+        shutil.which(f"python{version}"),
+        *sorted(glob.glob(os.path.expanduser(PYENV_PYTHONS.format(version=version))), reverse=True),
+    ]
+    return next((c for c in candidates if c and python_version_of(c) == version), None)
+
+
+def compile_bytecode(root: Path, python: str, site: Path | None = None) -> None:
+    """Compile every module under `root` with `python`, as Lambda's runtime would import it (see the module doc), and
+    as if `site` (default `root`) were LAYER_PATH. Files that do not compile (a dependency's Python 2 example, say)
+    are left as sources, as Python would."""
+    subprocess.run(  # noqa: S603 - the interpreter found by lambda_python, compileall's documented options
+        [
+            python,
+            "-m",
+            "compileall",
+            "-qq",
+            "-j",
+            "0",
+            "-o",
+            str(OPTIMISATION_LEVEL),
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str((site or root).resolve()),
+            "-p",
+            LAYER_PATH,
+            str(root.resolve()),
+        ],
+        check=False,
+    )
+
+
+def compile_cached_dependencies(cached: Path, python: str) -> None:
+    """Compile the cached dependencies once per interpreter version, marking the cache when done."""
+    marker = cached / f".bytecode-{python_version_of(python)}-{BYTECODE_FORMAT}"
+    if not marker.exists():
+        compile_bytecode(cached, python)
+        marker.write_text(f"compiled by {python}\n", encoding="utf-8")
+
+
+AUTO = "auto"
+
+
 @jsii.implements(cdk.ILocalBundling)
 class LayerBundling:
     """Local bundling of the layer: `<output>/python` holds the dependencies and the `nurture` package without
@@ -144,19 +226,34 @@ class LayerBundling:
         requirements: list[str] | None = None,
         package_dir: Path = paths.NURTURE_PACKAGE_DIR,
         cache_root: Path = paths.LAYER_CACHE_DIR,
+        bytecode_python: str | None = AUTO,
     ) -> None:
+        """`bytecode_python`: the interpreter that compiles the bytecode; AUTO finds a CPython 3.12 (`lambda_python`),
+        None ships sources only."""
         self._requirements = runtime_requirements() if requirements is None else requirements
         self._package_dir = package_dir
         self._cache_root = cache_root
+        self._bytecode_python = lambda_python() if bytecode_python == AUTO else bytecode_python
 
     # `image` is keyword-only so that jsii passes the BundlingOptions struct as keywords; it is unused.
     def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **_options: Any) -> bool:
         site = Path(output_dir) / "python"
         dependencies = install_dependencies(self._requirements, self._cache_root)
-        shutil.copytree(dependencies, site, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+        if self._bytecode_python is not None:
+            compile_cached_dependencies(dependencies, self._bytecode_python)
+        else:
+            print(
+                f"nurture layer: no CPython {PYTHON_VERSION} found (set NURTURE_LAYER_PYTHON): the layer ships "
+                "sources only, and Lambda compiles every module at each cold start",
+                file=sys.stderr,
+                flush=True,
+            )
+        shutil.copytree(dependencies, site, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*CACHE_MARKERS))
         destination = site / self._package_dir.name
         shutil.rmtree(destination, ignore_errors=True)
         shutil.copytree(
             self._package_dir, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *NOT_SHIPPED)
         )
+        if self._bytecode_python is not None:
+            compile_bytecode(destination, self._bytecode_python, site=site)
         return True

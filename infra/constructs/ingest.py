@@ -86,8 +86,12 @@ class Ingest(Construct):
             description="Accepts Segment track/page/identify/batch messages and serves the admin lead routes",
             layer=layer,
             timeout=cdk.Duration.seconds(10),
+            # The public path: SnapStart resumes new environments from a snapshot taken after init (and after the
+            # handler's before-snapshot hook has built the resolver and clients). API Gateway invokes the alias.
+            snap_start=True,
         )
         self.function = self.handler.function
+        self.alias = self.handler.published()
         self._grant(storage, content)
         self._grant_sales_feedback(storage, event_bus)
         self._create_api(allowed_origins)
@@ -198,7 +202,7 @@ class Ingest(Construct):
                 apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
             ),
         )
-        integration = integrations.HttpLambdaIntegration("Ingest", self.function)
+        integration = integrations.HttpLambdaIntegration("Ingest", self.alias)
         for path in TRACKING_PATHS:
             for route in self.api.add_routes(path=path, methods=[apigwv2.HttpMethod.POST], integration=integration):
                 acknowledge(

@@ -21,6 +21,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 MEMORY_MB = 512
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 HANDLER = "handler.handler"
+LIVE_ALIAS = "live"
 DLQ_RETENTION = cdk.Duration.days(14)
 
 
@@ -72,6 +73,7 @@ class NurtureFunction(Construct):
         description: str,
         layer: lambda_.ILayerVersion,
         timeout: cdk.Duration,
+        snap_start: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
@@ -98,9 +100,18 @@ class NurtureFunction(Construct):
             memory_size=MEMORY_MB,
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
+            # SnapStart (python3.12+, published versions only): see `published()`. Each published version's snapshot
+            # is cached, and charged, while the version exists: replaced versions are deleted, not retained.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            current_version_options=(
+                lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.DESTROY) if snap_start else None
+            ),
             environment={
                 "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+                # The layer ships no pydantic plugin: skip pydantic's search of every installed distribution's entry
+                # points when the first model is built (a cold-start cost: docs/benchmarks.md, "Cold import time").
+                "PYDANTIC_DISABLE_PLUGINS": "__all__",
             },
         )
         acknowledge(
@@ -117,6 +128,16 @@ class NurtureFunction(Construct):
             "dynamodb:ListStreams (added by the event source). tests/infra pins that list.",
             finding="Resource::*",
         )
+
+    def published(self, alias_name: str = LIVE_ALIAS) -> lambda_.Alias:
+        """An alias on the function's current published version: what callers must invoke for SnapStart to apply
+        (`$LATEST` never runs from a snapshot). CDK publishes a new version whenever the function's code or
+        configuration changes, and moves the alias to it."""
+        # CDK warns that SnapStart applies to published versions only: this alias is that published version.
+        cdk.Annotations.of(self.function).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish", "invoked only through its alias on the current version"
+        )
+        return lambda_.Alias(self, "Alias", alias_name=alias_name, version=self.function.current_version)
 
     def grant(self, actions: list[str], resources: list[str]) -> None:
         """Allow exactly `actions` on exactly `resources` (no wildcards) to this function's role."""

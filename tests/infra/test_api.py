@@ -62,9 +62,10 @@ def test_every_route_reaches_the_ingest_lambda(
 
     assert len(integration_ids) == 1
     [integration_id] = integration_ids
-    assert resources[integration_id]["Properties"]["IntegrationUri"] == {
-        "Fn::GetAtt": [logical_id(stack.ingest.function), "Arn"]
-    }
+    # The published version's alias (SnapStart: tests/infra/test_cold_start.py), of the ingest function
+    assert resources[integration_id]["Properties"]["IntegrationUri"] == {"Ref": logical_id(stack.ingest.alias)}
+    alias = resources[logical_id(stack.ingest.alias)]["Properties"]
+    assert alias["FunctionName"] == {"Ref": logical_id(stack.ingest.function)}
 
 
 def test_api_allows_the_configured_origins(template: Template) -> None:

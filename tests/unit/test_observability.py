@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 
-from nurture.runtime.observability import Metric
+import pytest
+
+from nurture.runtime.observability import Metric, count, metrics, seconds
 from tests.support import ROOT
 
 PACKAGE = ROOT / "layers" / "nurture" / "python" / "nurture"
@@ -30,3 +33,23 @@ def test_metrics_are_emitted_only_through_the_metric_enum() -> None:
                 emitting_directly.append(f"{path.relative_to(ROOT)}:{node.lineno}")
 
     assert not emitting_directly, f"use observability.count(Metric.…) instead: {emitting_directly}"
+
+
+@pytest.fixture
+def buffered() -> Iterator[dict[str, dict[str, object]]]:
+    """powertools' buffered metrics of this invocation (what the EMF blob would carry), empty before and after."""
+    metrics.clear_metrics()
+    yield metrics.metric_set
+    metrics.clear_metrics()
+
+
+def test_a_zero_count_is_not_emitted_but_a_zero_gauge_is(buffered: dict[str, dict[str, object]]) -> None:
+    # CloudWatch bills a metric for every hour it is emitted in, zeros too: a tick with nothing due emits no count
+    count(Metric.LEADS_DUE, 0)
+    count(Metric.DISPATCH_FAILURES, 0)
+    count(Metric.EMAILS_SENT, 2)
+    # The dispatcher-lag alarm's gauge is emitted every tick, nothing due or not
+    seconds(Metric.OLDEST_DUE_SECONDS, 0.0)
+
+    assert set(buffered) == {Metric.EMAILS_SENT.value, Metric.OLDEST_DUE_SECONDS.value}
+    assert buffered[Metric.EMAILS_SENT.value]["Value"] == [2.0]

@@ -6,8 +6,6 @@ import base64
 import hmac
 from typing import Any
 
-from aws_lambda_powertools.utilities import parameters
-
 from nurture.runtime.settings import settings
 
 
@@ -16,6 +14,8 @@ def secret_write_keys() -> frozenset[str]:
     name = settings().write_keys_secret
     if not name:
         return frozenset()
+    from aws_lambda_powertools.utilities import parameters  # imports boto3: at the first request, not at import
+
     secret: Any = parameters.get_secret(name, transform="json", max_age=300)
     return frozenset(secret.get("write_keys", []))
 

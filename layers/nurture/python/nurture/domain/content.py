@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nurture.domain.programme import EmailTags, Stage
@@ -84,6 +83,8 @@ class Email:
 
 
 def parse_email(text: str, source: str) -> Email:
+    import yaml  # here: only the functions that read emails import PyYAML
+
     match = _FRONT_MATTER.match(text)
     if match is None:
         raise ContentError(f"{source}: no front matter (a block between two '---' lines at the top)")

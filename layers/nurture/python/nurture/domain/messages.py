@@ -14,8 +14,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
-from iso3166 import countries_by_alpha2
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -118,6 +116,9 @@ class LeadTraits(BaseModel):
             if len(value) > 254 or not _EMAIL.match(value):
                 raise ValueError("must be an email address such as ada@example.com")
             return value
+        # Imported here: only addresses from a client (the ingest API) are checked by email-validator (slow to load).
+        from email_validator import EmailNotValidError, validate_email
+
         try:
             # Syntax only (no DNS look-up): one plain address, no display name, quotes or control characters.
             checked = validate_email(value.strip(), check_deliverability=False)
@@ -130,6 +131,8 @@ class LeadTraits(BaseModel):
     def _country(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        from iso3166 import countries_by_alpha2
+
         value = value.strip().upper()
         known = value in countries_by_alpha2 if from_client(info) else re.fullmatch(r"[A-Z]{2}", value)
         if not known:

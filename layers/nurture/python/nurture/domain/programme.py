@@ -17,7 +17,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from wcmatch import glob
 
@@ -497,6 +496,8 @@ class ProgrammeError(ValueError):
 
 def load_programme(text: str, source: str = "programme.yaml") -> Programme:
     """Parse and check a programme. Raises ProgrammeError naming every problem."""
+    import yaml  # here: the handlers that never read a programme do not import PyYAML
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -801,6 +802,8 @@ def _field_names() -> list[str]:
 
 def _line_finder(text: str) -> Any:
     """Maps a YAML path to its line number (the nearest existing parent for a missing key)."""
+    import yaml
+
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader) if text else None
     except yaml.YAMLError:

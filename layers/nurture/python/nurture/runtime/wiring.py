@@ -11,13 +11,6 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from nurture.adapters.content import S3Content, S3ContentStore, SnsNotifier
-from nurture.adapters.dynamodb import EventTable, IdempotencyTable, LeadTable
-from nurture.adapters.eventbridge import EventBridgeBus
-from nurture.adapters.metrics import MetricsTable
-from nurture.adapters.owners import OwnerTable
-from nurture.adapters.ses import SesMailer
-from nurture.adapters.sqs import SqsSendQueue
 from nurture.constants import ENV_ALERTS_TOPIC_ARN, ENV_OPERATIONS_TOPIC_ARN, ENV_SLACK_WEBHOOK_SECRET
 from nurture.domain.tokens import Purpose, Signer
 from nurture.pipeline.content import CachedContent
@@ -64,6 +57,16 @@ class SecretSigner(Signer):
 
 @cache
 def _ports() -> Ports:
+    # The adapters are imported here, not at the top: they import botocore, which the first client loads anyway,
+    # and a handler's import stays free of it (docs/benchmarks.md, "Cold import time").
+    from nurture.adapters.content import S3Content, SnsNotifier
+    from nurture.adapters.dynamodb import EventTable, IdempotencyTable, LeadTable
+    from nurture.adapters.eventbridge import EventBridgeBus
+    from nurture.adapters.metrics import MetricsTable
+    from nurture.adapters.owners import OwnerTable
+    from nurture.adapters.ses import SesMailer
+    from nurture.adapters.sqs import SqsSendQueue
+
     s = settings()
     return Ports(
         events=EventTable(aws.client("dynamodb"), s.events_table),
@@ -141,6 +144,7 @@ def sales_handoff() -> SalesHandoffService:
 
 def content_check() -> ContentCheck:
     """The upload check: the content bucket and the operations topic (a setting only its function has)."""
+    from nurture.adapters.content import S3ContentStore, SnsNotifier
     from nurture.pipeline.content_check import ContentCheck
     from nurture.runtime.settings import SettingsError
 
@@ -164,6 +168,7 @@ def email_feedback() -> EmailFeedback:
 
 def send_guard() -> SendGuard:
     """The automatic pause: the configuration set's sending switch (SES v2) and the operations topic."""
+    from nurture.adapters.content import SnsNotifier
     from nurture.adapters.ses import SesSendingSwitch
     from nurture.pipeline.send_guard import SendGuard
     from nurture.runtime.settings import SettingsError
