@@ -52,6 +52,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.replay
 	$(BIN)/python -m tests.bench.dispatch
 	$(BIN)/python -m tests.bench.pipeline
+	$(BIN)/python -m tests.bench.cost
 	$(BIN)/python -m tests.bench.batch
 	$(BIN)/python -m tests.bench.flood
 	$(BIN)/python -m tests.bench.imports
