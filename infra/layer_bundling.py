@@ -178,11 +178,12 @@ def lambda_python(version: str = PYTHON_VERSION) -> str | None:
     return next((c for c in candidates if c and python_version_of(c) == version), None)
 
 
-def compile_bytecode(root: Path, python: str, site: Path | None = None) -> None:
+def compile_bytecode(root: Path, python: str, site: Path | None = None) -> bool:
     """Compile every module under `root` with `python`, as Lambda's runtime would import it (see the module doc), and
     as if `site` (default `root`) were LAYER_PATH. Files that do not compile (a dependency's Python 2 example, say)
-    are left as sources, as Python would."""
-    subprocess.run(  # noqa: S603 - the interpreter found by lambda_python, compileall's documented options
+    are left as sources, as Python would. True when compileall ran to its end (its exit status is 1 when some
+    files did not compile, which is expected; anything else, a crash or an interruption, is not)."""
+    status = subprocess.run(  # noqa: S603 - the interpreter found by lambda_python, compileall's documented options
         [
             python,
             "-m",
@@ -201,14 +202,14 @@ def compile_bytecode(root: Path, python: str, site: Path | None = None) -> None:
             str(root.resolve()),
         ],
         check=False,
-    )
+    ).returncode
+    return status in (0, 1)
 
 
 def compile_cached_dependencies(cached: Path, python: str) -> None:
     """Compile the cached dependencies once per interpreter version, marking the cache when done."""
     marker = cached / f".bytecode-{python_version_of(python)}-{BYTECODE_FORMAT}"
-    if not marker.exists():
-        compile_bytecode(cached, python)
+    if not marker.exists() and compile_bytecode(cached, python):  # a compile cut short is tried again next time
         marker.write_text(f"compiled by {python}\n", encoding="utf-8")
 
 

@@ -20,10 +20,14 @@ settings()  # a missing or invalid setting fails the cold start, naming its envi
 
 def prime() -> None:
     """Before the snapshot: load and build what the first request would, without a network call or a secret."""
+    import email_validator  # noqa: F401 - loaded by the first message with an email trait
+    import iso3166  # noqa: F401 - loaded by the first message with a country trait
     from aws_lambda_powertools.utilities import parameters  # noqa: F401 - the write keys' reader (boto3)
 
     app()
-    wiring.ports()  # the adapters and their boto3 clients (creating a client opens no connection)
+    # The adapters and their boto3 clients. Creating a client sends no request to AWS, but resolves credentials
+    # (in Lambda, from the environment); botocore refreshes them after a restore as it would anyway.
+    wiring.ports()
     if tracer.enabled():
         tracer.tracer()  # the X-Ray SDK, botocore patched
 

@@ -4,6 +4,7 @@ published once even when workers race each other, another dispatcher, or a publi
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,3 +198,87 @@ def test_the_lag_after_a_tick_comes_from_its_own_reads(monkeypatch: pytest.Monke
     # And once it ticks, there is none
     monkeypatch.setattr(service, "tick", real)
     assert dispatch(service, T0 + timedelta(minutes=15)).oldest_due_seconds == 0
+
+
+def test_slow_storage_stops_the_run_before_its_timeout_and_leaves_the_rest_due() -> None:
+    # Given 200 due leads, a store that takes 50 ms a read, and an invocation with 20.3 s left on a clock that
+    # runs 1 s for every lead read (the 15 s margin is reached after a few reads)
+    ports, service = _leads(200)
+    read = ports.leads.get
+    elapsed = [0.0]
+    lock = threading.Lock()
+
+    def slow_get(lead_id: str) -> StoredLead | None:
+        threading.Event().wait(0.05)
+        with lock:
+            elapsed[0] += 1.0
+        return read(lead_id)
+
+    ports.leads.get = slow_get  # type: ignore[method-assign]
+    # When the dispatcher runs with 4 workers
+    report = dispatch(service, T0, time_left=lambda: 20.3 - elapsed[0], workers=4)
+    # Then it stopped early: the leads it did not start are neither ticked nor counted as due, and stay due
+    assert report.stopped_early
+    assert report.ticked + report.failed == report.due
+    assert report.due < 40
+    assert len(_due(ports, T0)) == 200 - report.ticked
+    # and the next run, with time enough, ticks the rest, each email queued once
+    ports.leads.get = read  # type: ignore[method-assign]
+    rest = dispatch(service, T0)
+    assert report.ticked + rest.ticked == 200
+    assert set(_queued(ports).values()) == {1}
+
+
+def test_the_longest_waiting_leads_are_ticked_first_whatever_their_shard() -> None:
+    # Given leads due at different times, and a run that can take only a few of them
+    ports, service = _leads(48)
+    leads = ports.leads
+    assert isinstance(leads, FakeLeads)
+    order = sorted(_due(ports, T0))
+    for i, lead_id in enumerate(reversed(order)):  # the last in shard order waited longest
+        stored = leads.get(lead_id)
+        assert stored is not None
+        leads.items[lead_id] = StoredLead(
+            lead=stored.lead,
+            version=stored.version,
+            profiles=stored.profiles,
+            outbox=stored.outbox,
+            due_at=T0 - timedelta(hours=48 - i),
+        )
+    waited = {lead_id: leads.items[lead_id].due_at for lead_id in order}
+    ticked: list[str] = []
+    read = leads.get
+
+    def get(lead_id: str) -> StoredLead | None:
+        ticked.append(lead_id)
+        return read(lead_id)
+
+    leads.get = get  # type: ignore[method-assign]
+
+    def due_entries(shard: int, now: datetime) -> Iterator[tuple[str, datetime | None]]:
+        return ((lead_id, leads.items[lead_id].due_at) for lead_id in leads.due(shard, now))
+
+    leads.due_entries = due_entries  # type: ignore[attr-defined]  # what the DynamoDB index answers
+    left = iter([100.0] * 10 + [0.0] * 1000)
+    dispatch(service, T0, time_left=lambda: next(left), workers=1)
+    longest = sorted(order, key=lambda lead_id: waited[lead_id] or T0)[: len(set(ticked))]
+    assert set(ticked) == set(longest)
+
+
+def test_a_run_waiting_on_slow_ticks_stops_at_its_margin_and_drops_the_leads_not_started() -> None:
+    # Given due leads whose reads take a second each, one worker, and 15.3 s left (the margin is 15 s)
+    ports, service = _leads(5)
+    read = ports.leads.get
+
+    def slow_get(lead_id: str) -> StoredLead | None:
+        threading.Event().wait(1.0)
+        return read(lead_id)
+
+    ports.leads.get = slow_get  # type: ignore[method-assign]
+    started = time.monotonic()
+    # When the dispatcher runs: one lead in flight, one queued, and no free slot for the third
+    report = dispatch(service, T0, time_left=lambda: 15.3 - (time.monotonic() - started), workers=1)
+    # Then it stopped at the margin instead of waiting for a slot, and the queued lead was never started
+    assert report.stopped_early
+    assert (report.due, report.ticked) == (1, 1)
+    assert len(_due(ports, T0)) == 4

@@ -30,6 +30,9 @@ WORKERS = 32
 # Stop taking new leads this long before the invocation's end: the leads in flight finish, their effects are
 # published, and the lag gauge is measured.
 STOP_MARGIN_SECONDS = 15.0
+# The counts for the monthly review held by the run are added every this many leads (and when it stops): a run
+# cut short by its timeout loses at most the counts since (counts are at most once: docs/reliability.md).
+COUNTS_EVERY = 500
 
 
 @dataclass
@@ -97,6 +100,12 @@ def dispatch(
             slots.release()
 
     def done(lead_id: str, due_at: datetime | None, future: Future[StoredLead | None]) -> None:
+        if future.cancelled():  # queued when the run stopped early: not ticked, still due
+            with lock:
+                report.due -= 1
+                if due_at is not None:
+                    still_due.append(due_at)
+            return
         failure = future.exception()
         with lock:
             if failure is None:
@@ -113,16 +122,24 @@ def dispatch(
 
     with service.publishing_in_batches(), ThreadPoolExecutor(workers, thread_name_prefix="dispatch") as pool:
         due = [entry for shard in pool.map(read, shards) for entry in shard]  # the shards' Queries, in parallel
+        if entries:  # the longest-waiting first, whatever their shard: a backlog longer than a run never starves one
+            due.sort(key=lambda entry: entry[1] or now)
         for position, (lead_id, due_at) in enumerate(due):
-            slots.acquire()
-            if time_left() < STOP_MARGIN_SECONDS:
-                slots.release()
+            # Wait for a free slot no longer than the time left before the margin: slow DynamoDB must not carry
+            # the run into its timeout (which would lose its metrics and the counts it holds).
+            if not slots.acquire(timeout=max(0.0, time_left() - STOP_MARGIN_SECONDS)) or (
+                time_left() < STOP_MARGIN_SECONDS
+            ):
                 report.stopped_early = True
                 with lock:
                     still_due.extend(at for _, at in due[position:] if at is not None)
+                pool.shutdown(wait=True, cancel_futures=True)  # leads queued but not started stay due
                 break
-            report.due += 1
+            with lock:
+                report.due += 1
             pool.submit(tick, lead_id).add_done_callback(functools.partial(done, lead_id, due_at))
+            if (position + 1) % COUNTS_EVERY == 0:
+                service.add_held_counts()
     count(Metric.LEADS_DUE, report.due)
     count(Metric.DISPATCH_FAILURES, report.failed)
     # Measured after the tick: leads it failed, or did not reach (stopped early), are still due and age.

@@ -224,6 +224,16 @@ class LeadService:
             with batch.lock:
                 batch.measured += [e for e in measured if isinstance(e, Measured)]
 
+    def add_held_counts(self) -> None:
+        """Add the counts for the monthly review held so far in a batch block (the dispatcher does every few hundred
+        leads): a block cut short by a timeout then loses only the counts held since."""
+        batch = self._batch
+        if batch is None:
+            return
+        with batch.lock:
+            measured, batch.measured = batch.measured, []
+        self._count(measured)
+
     def _metric(self, metric: Metric, value: int = 1) -> None:
         """Count an invocation metric; within a batch block, held and emitted once at its end (from one thread)."""
         batch = self._batch
