@@ -1022,12 +1022,13 @@ def quantity(x: float) -> str:
     return f"{x:,.2f}" if x >= 0.01 else ("0" if x == 0 else f"{x:.2g}")
 
 
-def summary_table(results: list[Size]) -> str:
+def summary_table(results: list[Size], bold: bool = False) -> str:
+    """The sizes against the goal; `bold` marks the verdicts as docs/benchmarks.md does (`make bench`'s summary)."""
     head = "| leads a month | fixed | per-lead costs | AWS in all | HubSpot Pro | ratio | goal 1% |\n"
     head += "| ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
     return head + "".join(
         f"| {s.leads:,} | {money(s.fixed)} | {money(s.variable)} | {money(s.total)} | {money(s.hubspot)} "
-        f"| {100 * s.ratio:.2f}% | {s.verdict} |\n"
+        f"| {100 * s.ratio:.2f}% | {f'**{s.verdict}**' if bold else s.verdict} |\n"
         for s in results
     )
 
@@ -1379,7 +1380,7 @@ def record_body(
 ) -> str:
     passing = ", ".join(f"{s.leads:,}: {100 * s.ratio:.2f}% {s.verdict}" for s in lean)
     return (
-        summary_table(results)
+        summary_table(results, bold=True)
         + f"\nRequests per unit of work from `{meta['path']}` (measured {meta['measured']} on {meta['machine']}); "
         f"activity: {activity.messages_per_lead:g} messages, {activity.emails_per_lead:g} emails, "
         f"{activity.feedback_per_email:g} SES records an email, {activity.alerts_per_lead:g} sales alerts per lead "
