@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from nurture.domain.journey import Effect, JourneyInput, Lead, SalesAlert, Send, Tick, Transition, new_lead, step
@@ -158,3 +160,18 @@ def ada(service: LeadService) -> str:
     )
     service.tick(found, T0)
     return found
+
+
+def import_handler(function: str, name: str) -> ModuleType:
+    """Import functions/<dir>/handler.py afresh under `name`, as Lambda's init phase does (settings checked, hooks
+    registered, decorators applied)."""
+    from nurture import constants
+
+    spec = importlib.util.spec_from_file_location(
+        name, ROOT / "functions" / constants.FUNCTION_DIRS[function] / "handler.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@ first invocation; the ingest function's SnapStart hooks prime before the snapsho
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 from nurture import constants as c
 from nurture.runtime import snapstart, wiring
 from nurture.runtime.observability import LazyTracer
-from tests.support import ROOT
+from tests.support import ROOT, import_handler
 from tests.unit.conftest import DEPLOYED
 
 # Packages that no handler's import may load: each is loaded by the first call that needs it. (botocore's own
@@ -37,14 +36,7 @@ LAZY = (
 
 
 def _handler_module(function: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        f"cold_start_{function}", ROOT / "functions" / c.FUNCTION_DIRS[function] / "handler.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_handler(function, f"cold_start_{function}")
 
 
 @pytest.mark.parametrize("function", tuple(c.FUNCTION_DIRS))

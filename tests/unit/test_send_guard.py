@@ -3,7 +3,6 @@ resume; while sending is off, SES refuses each email and the sender releases it 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +23,7 @@ from nurture.pipeline.send_guard import AlarmState, AlarmStateChange, SendGuard,
 from nurture.runtime import wiring
 from nurture.tools.local.lambda_events import LocalContext
 from tests.fakes import FakeIdempotency, FakeNotifier, FakeQueue, fake_content, fake_ports
-from tests.support import ROOT, T0, identify, starter
+from tests.support import ROOT, T0, identify, import_handler, starter
 
 ALARM_EVENT = ROOT / "events" / "lambda" / "alarm-state-change-bounce-pause.json"
 RESUME = "aws sesv2 put-configuration-set-sending-options --configuration-set-name nurture --sending-enabled"
@@ -123,14 +122,7 @@ def test_when_sending_cannot_be_paused_nobody_is_told_it_was_and_the_event_is_re
 
 # --- the handler, with the real-shaped EventBridge event --------------------------------------------------------
 def _cold_start() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "send_guard_handler", ROOT / "functions" / c.FUNCTION_DIRS["send_guard"] / "handler.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_handler("send_guard", "send_guard_handler")
 
 
 def test_the_handler_pauses_on_the_cloudwatch_alarm_state_change_event(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
 
 import pytest
 
 from nurture import constants as c
 from nurture.runtime.settings import REQUIRED, SettingsError, settings
-from tests.support import ROOT
+from tests.support import import_handler
 
 FUNCTIONS = tuple(c.FUNCTION_DIRS)
 
 
 def _cold_start(function: str) -> ModuleType:
     """Import functions/<dir>/handler.py afresh, as Lambda's init phase does."""
-    spec = importlib.util.spec_from_file_location(
-        f"cold_{function}", ROOT / "functions" / c.FUNCTION_DIRS[function] / "handler.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_handler(function, f"cold_{function}")
 
 
 def test_the_deployed_variables_are_all_required() -> None:
